@@ -1,0 +1,257 @@
+"""The ``vigil`` command line: detect, train, score, methods, demo.
+
+Exit codes: 0 success; 1 anomalies found with ``--fail-on-anomaly``; 2 a usage or data error,
+reported as one line on stderr (``--debug`` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from vigil import __version__
+from vigil.cli_output import (STATE, anomaly_table, fail, methods_table, out, progress_bar, step,
+                              user_errors)
+
+app = typer.Typer(
+    name="vigil",
+    help="Find anomalies in sensor and metric time series (CSV, Parquet, JSON lines).",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+# -- shared options ----------------------------------------------------------------------------
+DataArg = Annotated[Path, typer.Argument(help="Data file: CSV (delimiter sniffed), Parquet or JSON lines.", show_default=False)]
+TimeOpt = Annotated[Optional[str], typer.Option("--time-column", help="Timestamp column (default: found by name or type; none: row order).")]
+ChannelsOpt = Annotated[Optional[str], typer.Option("--channels", help="Comma-separated channel columns (default: every numeric column).")]
+LabelOpt = Annotated[Optional[str], typer.Option("--label-column", help="0/1 label column: kept in the output and plot, never used as a channel.")]
+SeriesOpt = Annotated[Optional[str], typer.Option("--series-column", help="Column naming the series (machine, host) when a file holds several; each is scored on its own.")]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", "-O", help="Write every row's score to this file (.csv, .parquet or .jsonl).")]
+PlotOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG: each channel with anomalies in red, the score and threshold beneath.")]
+ShowOpt = Annotated[int, typer.Option("--show", help="Anomalous rows to print in the table (all rows go to --out).")]
+FailOpt = Annotated[bool, typer.Option("--fail-on-anomaly", help="Exit with code 1 when any anomaly is found (for scripts and CI).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print no table or progress; errors and warnings still go to stderr.")]
+MethodOpt = Annotated[str, typer.Option("--method", "-m", help="Detection method; `vigil methods` lists them.")]
+ThresholdOpt = Annotated[str, typer.Option("--threshold", help="pot (extreme-value fit on training scores, default), pot:<risk>, quantile[:q], sigma[:k] or fixed:<value>.")]
+ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="A method parameter as name=value; repeat for several (e.g. -p window=30 -p n_estimators=200).")]
+TrainRowsOpt = Annotated[Optional[int], typer.Option("--train-rows", min=1, help="Fit on the first N rows (in time order) only, then score all rows. Default: fit on all rows.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"vigil {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error.")] = False,
+) -> None:
+    """Find anomalies in sensor and metric time series.
+
+    Quick start: [bold]vigil demo[/bold], or [bold]vigil detect data.csv --plot anomalies.png[/bold].
+    """
+    STATE["debug"] = debug
+
+
+
+def _params(pairs: list[str] | None) -> dict[str, Any]:
+    """Parse ``name=value`` pairs; values become int, float, None or text."""
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            fail(f"--param {pair!r}: expected name=value, e.g. -p window=30")
+        params[name.strip()] = _value(text.strip())
+    return params
+
+
+def _value(text: str) -> Any:
+    if text.lower() in {"none", "null"}:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _roles(time_column: str | None, channels: str | None, label_column: str | None,
+           series_column: str | None) -> dict[str, Any]:
+    names = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
+    return {"time_column": time_column, "channels": names, "label_column": label_column,
+            "series_column": series_column}
+
+
+def _read(path: Path, roles: dict[str, Any]) -> Any:
+    from vigil.io import read
+
+    with step(f"Reading {path}"):
+        return read(path, **roles)
+
+
+def _training_part(data: Any, rows: int | None) -> Any:
+    """The first ``rows`` rows in time order (all rows when None)."""
+    if rows is None or rows >= len(data):
+        return data
+    from vigil.io import from_frame
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # already said when the whole file was read
+        return from_frame(data.frame.iloc[data.order[:rows]], channels=data.channels,
+                          time_column=data.time_column, label_column=data.label_column,
+                          series_column=data.series_column, source=data.source)
+
+
+def _fit(method: str, threshold: str, params: dict[str, Any], data: Any) -> Any:
+    from vigil.model import Model
+
+    model = Model(method, threshold=threshold, **params)
+    with step(f"Fitting {method} on {len(data)} rows"):
+        return model.fit(data)
+
+
+def _report(model: Any, data: Any, out_path: Path | None, plot_path: Path | None, show: int,
+            fail_on_anomaly: bool) -> None:
+    """Score every row, print the table, write the scores file and plot; set the exit code."""
+    with progress_bar(f"Scoring {len(data)} rows") as callback:
+        result = model.detect(data, progress=callback)
+    anomaly_table(result, show)
+    if out_path is not None:
+        from vigil.io import write_scores
+
+        with step(f"Writing {out_path}"):
+            write_scores(result, out_path)
+        _said(f"Scores of all {len(result)} rows written to {out_path}")
+    if plot_path is not None:
+        from vigil.report import plot
+
+        with step(f"Plotting to {plot_path}"):
+            plot(result, plot_path)
+        _said(f"Plot written to {plot_path}")
+    if fail_on_anomaly and bool(result["is_anomaly"].any()):
+        raise typer.Exit(1)
+
+
+def _said(text: str) -> None:
+    if not STATE["quiet"]:
+        out.print(text)
+
+
+@app.command()
+def detect(
+    data: DataArg,
+    method: MethodOpt = "robust_zscore",
+    threshold: ThresholdOpt = "pot",
+    param: ParamOpt = None,
+    train_rows: TrainRowsOpt = None,
+    time_column: TimeOpt = None,
+    channels: ChannelsOpt = None,
+    label_column: LabelOpt = None,
+    series_column: SeriesOpt = None,
+    out_path: OutOpt = None,
+    plot_path: PlotOpt = None,
+    show: ShowOpt = 20,
+    fail_on_anomaly: FailOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fit a model on DATA and flag its anomalous rows, in one go.
+
+    Prints a table of the anomalous rows; --out writes every row's score, --plot a PNG.
+    """
+    STATE["quiet"] = quiet
+    with user_errors():
+        dataset = _read(data, _roles(time_column, channels, label_column, series_column))
+        model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows))
+        _report(model, dataset, out_path, plot_path, show, fail_on_anomaly)
+
+
+@app.command()
+def train(
+    data: DataArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the model (.vigil).")],
+    method: MethodOpt = "robust_zscore",
+    threshold: ThresholdOpt = "pot",
+    param: ParamOpt = None,
+    train_rows: TrainRowsOpt = None,
+    time_column: TimeOpt = None,
+    channels: ChannelsOpt = None,
+    series_column: SeriesOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fit a model on DATA (normal operation, ideally) and save it to a .vigil file."""
+    STATE["quiet"] = quiet
+    with user_errors():
+        dataset = _read(data, _roles(time_column, channels, None, series_column))
+        model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows))
+        model.save(output)
+        _said(f"Model ({method}, {len(model.channels_)} channels: {', '.join(model.channels_)}; "
+              f"threshold {model.threshold_:.4g} by {model.threshold.name}) written to {output}")
+
+
+@app.command()
+def score(
+    data: DataArg,
+    model_path: Annotated[Path, typer.Option("--model", help="A model file written by `vigil train`.")],
+    time_column: TimeOpt = None,
+    label_column: LabelOpt = None,
+    out_path: OutOpt = None,
+    plot_path: PlotOpt = None,
+    show: ShowOpt = 20,
+    fail_on_anomaly: FailOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score DATA with a saved model and flag its anomalous rows (same outputs as detect)."""
+    STATE["quiet"] = quiet
+    with user_errors():
+        from vigil.model import load
+
+        model = load(model_path)
+        roles = {"time_column": time_column or model.time_column_, "channels": model.channels_,
+                 "label_column": label_column, "series_column": model.series_column_}
+        _report(model, _read(data, roles), out_path, plot_path, show, fail_on_anomaly)
+
+
+@app.command()
+def methods() -> None:
+    """List the detection methods, one line each, with what they need."""
+    from vigil.detectors import METHODS
+
+    methods_table(METHODS)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the demo's outputs.")] = Path("vigil-demo"),
+    quiet: QuietOpt = False,
+) -> None:
+    """Run the whole path on bundled sensor data: train on its first days, detect, plot."""
+    STATE["quiet"] = quiet
+    with user_errors():
+        from vigil import sample_data
+
+        os.makedirs(out_dir, exist_ok=True)
+        source = sample_data.path()
+        dataset = _read(source, _roles(None, None, "label", None))
+        model = _fit("robust_zscore", "pot", {}, _training_part(dataset, sample_data.TRAIN_ROWS))
+        model.save(out_dir / "model.vigil")
+        _report(model, dataset, out_dir / "scores.csv", out_dir / "anomalies.png", 15, False)
+        _said(f"Demo data: {source} (its first {sample_data.TRAIN_ROWS} rows trained the model, "
+              f"saved to {out_dir / 'model.vigil'}).")
+
+
+def main() -> None:
+    """Entry point of the ``vigil`` console script."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - interactive only
+        sys.exit(2)

@@ -1,0 +1,66 @@
+"""The registry of detection methods: name -> where its class lives and one line on what it is.
+
+Importing this module imports no detector (and nothing heavy): a class is imported when it is
+first asked for, so ``vigil methods`` stays instant and the core never pulls an optional extra.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from vigil.detectors.base import Detector, Param
+from vigil.errors import ConfigError
+
+__all__ = ["METHODS", "Detector", "MethodInfo", "Param", "get_class", "make_detector"]
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """A registered method: where its class is, what it does and what it needs."""
+
+    target: str  # "module:Class"
+    summary: str
+    needs: str = "-"  # labels, window, an extra, ...
+
+
+METHODS: dict[str, MethodInfo] = {
+    "zscore": MethodInfo(
+        "vigil.detectors.statistical:ZScore",
+        "two-sided z-score |x - mean| / std per channel",
+    ),
+    "robust_zscore": MethodInfo(
+        "vigil.detectors.statistical:RobustZScore",
+        "robust z-score |x - median| / (1.4826 MAD) per channel; the default",
+    ),
+    "iqr": MethodInfo(
+        "vigil.detectors.statistical:IQR",
+        "distance outside Tukey's fences Q1 - 1.5 IQR, Q3 + 1.5 IQR, in IQR units",
+    ),
+    "isolation_forest": MethodInfo(
+        "vigil.detectors.isolation_forest:IsolationForest",
+        "unsupervised Isolation Forest (Liu et al. 2008); optional window of past rows",
+        needs="window (optional)",
+    ),
+}
+
+DEFAULT_METHOD = "robust_zscore"
+
+
+def get_class(method: str) -> type[Detector]:
+    """The detector class registered as ``method``."""
+    try:
+        info = METHODS[method]
+    except KeyError:
+        raise ConfigError(
+            f"unknown method {method!r}; choose one of: {', '.join(METHODS)} "
+            "(`vigil methods` describes them)."
+        ) from None
+    module, _, cls = info.target.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_detector(method: str, **params: Any) -> Detector:
+    """A new, unfitted detector of ``method`` with ``params``."""
+    return get_class(method)(**params)

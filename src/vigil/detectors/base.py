@@ -1,0 +1,235 @@
+"""The detector contract, as a base class.
+
+A detector turns rows of sensor values into one anomaly score per row: ``fit(X)`` learns what
+normal looks like, ``score(X)`` returns ``float64[n]`` where **higher means more anomalous**,
+always, for every method. ``X`` is ``float64[n, d]``: rows in time order, one column per channel.
+Detectors only score; a separate threshold (``vigil.thresholds``) decides what is an anomaly.
+
+Subclasses declare their parameters in ``params`` (one declarative table: default and allowed
+values), and write ``_fit`` / ``_score`` (and ``_score_channels`` where a score can be attributed
+to channels). The public methods here validate, convert and dispatch, so a new detector is the
+maths alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from vigil.errors import ConfigError, DataError, NotFittedError
+
+
+@dataclass(frozen=True)
+class Param:
+    """One row of a detector's parameter table: its default and what values are allowed."""
+
+    default: Any
+    kind: type | tuple[type, ...] = float
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple[Any, ...] = ()
+    allow_none: bool = False
+    allow_auto: bool = False
+
+    def describe(self) -> str:
+        """Plain-words description of the allowed values, for error messages and help."""
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        what = " or ".join("an int" if k is int else f"a {k.__name__}" for k in kinds)
+        if self.choices:
+            what = "one of " + ", ".join(repr(c) for c in self.choices)
+        elif self.low is not None or self.high is not None:
+            lo = "-inf" if self.low is None else f"{self.low:g}"
+            hi = "inf" if self.high is None else f"{self.high:g}"
+            what += f" in {'(' if self.low_open else '['}{lo}, {hi}{')' if self.high is None else ']'}"
+        extras = (["None"] if self.allow_none else []) + (['"auto"'] if self.allow_auto else [])
+        return what + "".join(f" or {e}" for e in extras)
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` is allowed."""
+        if value is None:
+            return self.allow_none
+        if isinstance(value, str) and value == "auto":
+            return self.allow_auto
+        if self.choices:
+            return value in self.choices
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            return False
+        if float in kinds and isinstance(value, (int, np.integer)):
+            value = float(value)
+        if not isinstance(value, kinds) and not any(
+            k is int and isinstance(value, np.integer) for k in kinds
+        ):
+            return False
+        if isinstance(value, (int, float, np.integer)) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                return False
+            if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+                return False
+            if self.high is not None and value > self.high:
+                return False
+        return True
+
+
+class Detector:
+    """Base of every detector: scores rows, higher = more anomalous.
+
+    Class attributes a subclass sets:
+        name: the registry name (``vigil methods`` lists it).
+        params: the parameter table, name -> :class:`Param`.
+        min_rows: the fewest training rows the method can fit.
+        natural_threshold: the method's textbook cut-off on its own score, used only when a
+            threshold cannot be fitted from the training scores (too few of them).
+        attributes: whether ``score_channels`` attributes the score to channels.
+    """
+
+    name: ClassVar[str] = "detector"
+    params: ClassVar[dict[str, Param]] = {}
+    min_rows: ClassVar[int] = 2
+    #: Bytes of temporary memory one scoring chunk may use: rows are scored in chunks so that
+    #: the row count never sets the peak memory (as scikit-learn's ``working_memory``).
+    chunk_bytes: ClassVar[int] = 32 * 2**20
+    natural_threshold: ClassVar[float | None] = None
+    attributes: ClassVar[bool] = False
+
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            allowed = ", ".join(self.params) or "none"
+            raise ConfigError(
+                f"{self.name} has no parameter {unknown[0]!r}; its parameters are: {allowed}."
+            )
+        for key, spec in self.params.items():
+            setattr(self, key, params.get(key, spec.default))
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, as given (defaults filled in)."""
+        return {key: getattr(self, key) for key in self.params}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- public API: validate, convert, dispatch -------------------------------------------
+    def fit(self, X: np.ndarray) -> Detector:
+        """Learn normal behaviour from ``X`` (``float64[n, d]``, rows in time order)."""
+        self._validate_params()
+        X = self._check_array(X)
+        if len(X) < self.min_rows:
+            raise DataError(
+                f"{self.name} needs at least {self.min_rows} rows to fit; got {len(X)}."
+            )
+        self.n_channels_ = X.shape[1]
+        self._fit(X)
+        return self
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """One anomaly score per row of ``X``, ``float64[n]``; higher = more anomalous."""
+        X = self._check_fitted_array(X)
+        out = np.empty(len(X))
+        for start, stop, lead in self._chunks(X):
+            out[start:stop] = self._score(X[start - lead : stop])[lead:]
+        return out
+
+    def score_channels(self, X: np.ndarray) -> np.ndarray | None:
+        """Each channel's part of each row's score, ``float64[n, d]``, or None if the method
+        cannot attribute its score to channels."""
+        if not self.attributes:
+            return None
+        X = self._check_fitted_array(X)
+        out = np.empty(X.shape)
+        for start, stop, lead in self._chunks(X):
+            out[start:stop] = self._score_channels(X[start - lead : stop])[lead:]
+        return out
+
+    # -- what subclasses write -------------------------------------------------------------
+    def _fit(self, X: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _score_channels(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _context_rows(self) -> int:
+        """Rows before a row that its score depends on (``window - 1`` for windowed methods);
+        chunks carry that many rows of context so chunked and whole scoring agree exactly."""
+        return 0
+
+    def _row_bytes(self) -> int:
+        """Temporary bytes ``_score`` uses per row; sets the chunk size."""
+        return 8 * 4 * self.n_channels_
+
+    def _validate_extra(self) -> None:
+        """Cross-parameter checks a subclass may add."""
+
+    # -- fitted state, for the model file --------------------------------------------------
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The fitted state as named arrays (attributes ending in ``_``), for saving."""
+        self._require_fitted()
+        return {
+            key: np.asarray(value)
+            for key, value in vars(self).items()
+            if key.endswith("_") and not key.startswith("_")
+        }
+
+    def set_state(self, state: dict[str, np.ndarray]) -> Detector:
+        """Restore the fitted state saved by :meth:`get_state`."""
+        self._validate_params()
+        for key, value in state.items():
+            setattr(self, key, value.item() if value.ndim == 0 else value)
+        self.n_channels_ = int(self.n_channels_)
+        return self
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _validate_params(self) -> None:
+        for key, spec in self.params.items():
+            value = getattr(self, key)
+            if not spec.accepts(value):
+                raise ConfigError(
+                    f"The {key!r} parameter of {self.name} must be {spec.describe()}. "
+                    f"Got {value!r}."
+                )
+        self._validate_extra()
+
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "n_channels_"):
+            raise NotFittedError(f"This {self.name} detector is not fitted yet: call fit first.")
+
+    def _chunks(self, X: np.ndarray):
+        """(start, stop, lead) triples covering X; ``lead`` rows of context precede ``start``."""
+        context = self._context_rows()
+        step = max(1024, self.chunk_bytes // max(1, self._row_bytes()))
+        for start in range(0, len(X), step):
+            yield start, min(start + step, len(X)), min(start, context)
+
+    def _check_fitted_array(self, X: np.ndarray) -> np.ndarray:
+        self._require_fitted()
+        X = self._check_array(X)
+        if X.shape[1] != self.n_channels_:
+            raise DataError(
+                f"{self.name} was fitted on {self.n_channels_} channel(s); got {X.shape[1]}."
+            )
+        return X
+
+    @staticmethod
+    def _check_array(X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:
+            X = X[:, None]
+        if X.ndim != 2:
+            raise DataError(f"expected a 2-D array of rows x channels; got {X.ndim} dimensions.")
+        if X.shape[1] == 0:
+            raise DataError("expected at least one channel; got 0 columns.")
+        if not np.isfinite(X).all():
+            row, col = np.argwhere(~np.isfinite(X))[0]
+            raise DataError(
+                f"row {row}, channel {col}: {X[row, col]} is not finite; fill or drop missing "
+                "values first (vigil.read does this for files)."
+            )
+        return X

@@ -1,0 +1,119 @@
+"""Isolation Forest (Liu, Ting & Zhou, ICDM 2008): anomalies are few and different, so random
+axis-parallel splits isolate them in fewer steps than normal points.
+
+scikit-learn grows the trees; vigil then keeps them only as plain numeric arrays (a complete
+binary heap per tree, see ``_forest_scoring``), so a model file holds no pickled object and
+scores without scikit-learn's per-tree Python loop. Scores equal ``-score_samples`` of the same
+scikit-learn forest. With ``window``, each row is scored together with the ``window - 1`` rows
+before it (causal: a row's score never depends on later rows).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from vigil.detectors._forest_scoring import (
+    average_path_length,
+    heap_from_sklearn,
+    path_length_sums,
+)
+from vigil.detectors.base import Detector, Param
+from vigil.errors import DataError, ModelFileError
+from vigil.preprocess import trailing_windows
+
+#: scikit-learn's (and Liu et al.'s) default subsample size: 256 points per tree.
+AUTO_MAX_SAMPLES = 256
+
+
+class IsolationForest(Detector):
+    """Isolation Forest score ``2 ** (-mean path length / c(max_samples))`` in (0, 1].
+
+    Scores near 1 are anomalies, scores well below 0.5 normal (Liu et al. 2008, section 2).
+
+    Examples:
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(300, 2)); X[50] = 6.0
+        >>> scores = IsolationForest(n_estimators=50).fit(X).score(X)
+        >>> int(scores.argmax()), bool(scores[50] > 0.5 > np.median(scores))
+        (50, True)
+    """
+
+    name = "isolation_forest"
+    params: ClassVar[dict[str, Param]] = {
+        "n_estimators": Param(100, int, low=1),
+        "max_samples": Param("auto", int, low=2, allow_auto=True),
+        "max_features": Param(1.0, float, low=0.0, high=1.0, low_open=True),
+        "window": Param(None, int, low=1, allow_none=True),
+        "random_state": Param(0, int),
+    }
+    min_rows = 2
+    natural_threshold = 0.5  # Liu et al.; scikit-learn's contamination="auto" offset
+
+    def _fit(self, X: np.ndarray) -> None:
+        from sklearn.ensemble import IsolationForest as SklearnForest
+
+        window = self.window or 1
+        if window > len(X):
+            raise DataError(
+                f"window {window} is longer than the series ({len(X)} rows): lower window "
+                "or give more data."
+            )
+        max_samples = AUTO_MAX_SAMPLES if self.max_samples == "auto" else self.max_samples
+        forest = SklearnForest(
+            n_estimators=self.n_estimators,
+            # clipped here, as scikit-learn would after a warning
+            max_samples=min(int(max_samples), len(X)),
+            max_features=float(self.max_features),  # an int 1 would mean "one feature"
+            random_state=self.random_state,
+        ).fit(trailing_windows(X, window, dtype=np.float32))
+        self.feature_, self.threshold_, self.leaf_value_ = heap_from_sklearn(forest)
+        self.max_samples_ = int(forest.max_samples_)
+        self.average_path_length_ = float(average_path_length(self.max_samples_))
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        # float32, as scikit-learn rounds its input; the thresholds are floored to match
+        rows = trailing_windows(X, self.window or 1, dtype=np.float32)
+        sums = path_length_sums(rows, self.feature_, self.threshold_, self.leaf_value_)
+        # the same operations as scikit-learn's score_samples, so scores agree bit for bit
+        denominator = len(self.leaf_value_) * self.average_path_length_
+        return 2 ** (-np.divide(sums, denominator))
+
+    def _context_rows(self) -> int:
+        return (self.window or 1) - 1
+
+    def _row_bytes(self) -> int:
+        # float32 feature rows and the sums, plus the numpy engine's per-row index arrays
+        return 4 * self.n_channels_ + 8 * 8
+
+    def set_state(self, state: dict[str, np.ndarray]) -> IsolationForest:
+        """Restore the fitted state, refusing arrays the scoring kernel could read past."""
+        super().set_state(state)
+        self._check_state()
+        return self
+
+    def _check_state(self) -> None:
+        """Shapes, dtypes and feature columns consistent with the parameters (the numba
+        kernel does no bounds checks, so a tampered model file must not reach it)."""
+        try:
+            self.feature_ = np.ascontiguousarray(self.feature_, dtype=np.int32)
+            self.threshold_ = np.ascontiguousarray(self.threshold_, dtype=np.float32)
+            self.leaf_value_ = np.ascontiguousarray(self.leaf_value_, dtype=np.float64)
+            n_trees, n_internal = self.feature_.shape
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"isolation_forest state is incomplete or malformed: {exc}")
+        n_columns = (self.window or 1) * self.n_channels_
+        if (
+            n_internal < 1
+            or n_internal & (n_internal + 1)  # not 2^D - 1
+            or self.threshold_.shape != (n_trees, n_internal)
+            or self.leaf_value_.shape != (n_trees, n_internal + 1)
+            or self.feature_.min() < 0
+            or self.feature_.max() >= n_columns
+        ):
+            raise ModelFileError(
+                "isolation_forest state arrays do not fit together (or do not match "
+                f"window={self.window} and {self.n_channels_} channel(s)); the model file is "
+                "damaged or from another version: fit the model again."
+            )

@@ -1,0 +1,119 @@
+"""Per-channel statistical detectors: two-sided z-score, robust z-score (median and MAD) and
+Tukey's IQR fences as a continuous score.
+
+Each channel is scored on its own scale learnt from the training rows; the row's score is the
+largest channel score, and that channel is the one that drove it (``score_channels``). No scale
+is ever zero: a constant training channel gets a tiny floor, so any later change stands out
+instead of dividing by zero.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from vigil.detectors.base import Detector, Param
+
+#: Consistency constant making the MAD estimate the standard deviation of normal data.
+MAD_TO_SIGMA = 1.482602218505602
+#: Iglewicz & Hoaglin (1993): when MAD is 0, scale the mean absolute deviation by sqrt(pi/2).
+MEAN_AD_TO_SIGMA = 1.2533141373155001
+#: Relative floor of a scale: below this a channel is treated as constant.
+SCALE_FLOOR = 1e-9
+
+
+def _floor_scale(scale: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """Replace zero (or negligible) scales by a tiny floor relative to the channel's level."""
+    floor = SCALE_FLOOR * np.maximum(1.0, np.abs(center))
+    return np.where(scale > floor, scale, floor)
+
+
+class _PerChannel(Detector):
+    """A detector whose channel score is ``|x - center_| / scale_``; row score = max."""
+
+    attributes: ClassVar[bool] = True
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return self._score_channels(X).max(axis=1)
+
+    def _score_channels(self, X: np.ndarray) -> np.ndarray:
+        out = np.subtract(X, self.center_)
+        np.abs(out, out=out)
+        out /= self.scale_
+        return out
+
+
+class ZScore(_PerChannel):
+    """Two-sided z-score: ``|x - mean| / std`` per channel, the largest over channels.
+
+    Examples:
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(200, 2)); X[50, 1] = 9.0
+        >>> det = ZScore().fit(X)
+        >>> int(det.score(X).argmax())
+        50
+    """
+
+    name = "zscore"
+    natural_threshold = 3.0  # the three-sigma rule, both tails
+
+    def _fit(self, X: np.ndarray) -> None:
+        self.center_ = X.mean(axis=0)
+        self.scale_ = _floor_scale(X.std(axis=0), self.center_)
+
+
+class RobustZScore(_PerChannel):
+    """Robust (modified) z-score: ``|x - median| / (1.4826 MAD)`` per channel, the largest.
+
+    Median and MAD ignore the outliers they are meant to find, so a few spikes in the training
+    rows do not hide themselves (a plain z-score's mean and std are pulled by them).
+
+    Examples:
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(200, 2)); X[50, 1] = 9.0
+        >>> det = RobustZScore().fit(X)
+        >>> int(det.score(X).argmax()), bool(det.score(X)[50] > 3.5)
+        (50, True)
+    """
+
+    name = "robust_zscore"
+    natural_threshold = 3.5  # Iglewicz & Hoaglin (1993), modified z-score cut-off
+
+    def _fit(self, X: np.ndarray) -> None:
+        self.center_ = np.median(X, axis=0)
+        deviation = np.abs(X - self.center_)
+        scale = MAD_TO_SIGMA * np.median(deviation, axis=0)
+        mean_ad = MEAN_AD_TO_SIGMA * deviation.mean(axis=0)
+        self.scale_ = _floor_scale(np.where(scale > 0, scale, mean_ad), self.center_)
+
+
+class IQR(_PerChannel):
+    """Tukey's fences as a continuous score: the signed distance outside the fences
+    ``[Q1 - k IQR, Q3 + k IQR]`` in IQR units, the largest over channels.
+
+    A score above 0 lies outside a fence; inside the fences the score is negative (how far
+    inside), so scores still rank the normal rows and a threshold can be fitted on them.
+
+    Examples:
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(200, 2)); X[50, 1] = 9.0
+        >>> scores = IQR().fit(X).score(X)
+        >>> int(scores.argmax()), bool(scores[50] > 0), bool(np.median(scores) < 0)
+        (50, True, True)
+    """
+
+    name = "iqr"
+    params = {"k": Param(1.5, float, low=0.0)}  # 1.5: Tukey's inner fences
+    natural_threshold = 0.0  # outside the fences
+
+    def _fit(self, X: np.ndarray) -> None:
+        q1, q3 = np.quantile(X, [0.25, 0.75], axis=0)
+        self.center_ = (q1 + q3) / 2
+        self.scale_ = _floor_scale(q3 - q1, self.center_)
+
+    def _score_channels(self, X: np.ndarray) -> np.ndarray:
+        # distance outside a fence = |x - mid| / IQR - (half the box + k), in IQR units
+        out = super()._score_channels(X)
+        out -= 0.5 + self.k
+        return out

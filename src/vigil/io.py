@@ -1,0 +1,555 @@
+"""Loading and validating sensor time series: CSV/TSV, Parquet and JSON lines files (or a pandas
+DataFrame) become a `Dataset` whose time, label, series and numeric channel columns are found and
+checked. Bad input raises a one-line `DataError` naming the file, the line (or row) and the column;
+repairable input (missing or infinite values, duplicate or unsorted timestamps) is kept, repaired
+where needed and reported with one `DataWarning` per kind. No row is ever dropped: the frame keeps
+the input order, `Dataset.order` gives the time order the detectors score in."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vigil.errors import DataError, DataWarning
+
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
+_JSON_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+_WRITE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
+_TIME_NAMES = ("timestamp", "time", "datetime", "date", "ts")
+# Text cells that mean "no value" (lower-cased; a subset of pandas' default na_values).
+_MISSING_TOKENS = {"", "nan", "-nan", "na", "n/a", "null", "none", "#n/a", "<na>", "nat"}
+_HEAD_BYTES = 8192  # enough lines to sniff a delimiter and spot binary content
+_BOM = codecs.BOM_UTF8
+
+Locate = Callable[[int], str]  # 0-based row position -> "line 7" / "row 6", as the user sees it
+
+
+@dataclass(eq=False)
+class Dataset:
+    """Validated rows of one file or frame, in input order, with the roles of their columns."""
+
+    frame: pd.DataFrame
+    channels: list[str]
+    time_column: str | None
+    label_column: str | None
+    series_column: str | None
+    source: str
+    order: np.ndarray
+    _values: np.ndarray | None = field(default=None, init=False, repr=False)
+    _mask: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def missing_mask(self) -> np.ndarray:
+        """bool [n, d]: True where a channel value was missing or infinite before the repair."""
+        if self._mask is None:
+            raw = self.frame[self.channels].to_numpy(dtype=np.float64)
+            self._mask = ~np.isfinite(raw)
+            self._mask.flags.writeable = False
+        return self._mask
+
+    def values(self) -> np.ndarray:
+        """float64 [n, d] channels in input order, gaps filled with the previous value in time
+        order (the next one for leading gaps). Cached and read-only: copy before changing it."""
+        if self._values is None:
+            raw = self.frame[self.channels].to_numpy(dtype=np.float64, copy=True)
+            codes = _series_codes(self.frame, self.series_column)
+            self._values = _fill_gaps(raw, self.order, codes)
+            self._values.flags.writeable = False
+        return self._values
+
+    def labels(self) -> np.ndarray | None:
+        """int8 0/1 per row, or None without a label column."""
+        if self.label_column is None:
+            return None
+        return self.frame[self.label_column].to_numpy(dtype=np.int8)
+
+
+def read(path: str | os.PathLike, *, time_column: str | None = None,
+         channels: Sequence[str] | None = None, label_column: str | None = None,
+         series_column: str | None = None) -> Dataset:
+    """Read a CSV/TSV, Parquet or JSON lines file (by suffix; CSV if unknown) and validate it."""
+    source = os.fspath(path)
+    frame, locate = _load(Path(source), source)
+    dataset, notes = _build(frame, source, locate, time_column, channels, label_column,
+                            series_column)
+    for note in notes:
+        warnings.warn(note, DataWarning, stacklevel=2)
+    return dataset
+
+
+def from_frame(frame: pd.DataFrame, *, time_column: str | None = None,
+               channels: Sequence[str] | None = None, label_column: str | None = None,
+               series_column: str | None = None, source: str = "<DataFrame>") -> Dataset:
+    """Validate an in-memory frame like a file; messages name rows by 1-based position.
+
+    >>> frame = pd.DataFrame({"time": ["2024-01-01 00:00", "2024-01-01 00:01"], "x": [1.0, 2.0]})
+    >>> data = from_frame(frame)
+    >>> data.channels, data.time_column, data.values().tolist()
+    (['x'], 'time', [[1.0], [2.0]])
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{source}: expected a pandas DataFrame, got {type(frame).__name__}")
+    if len(frame) == 0:
+        raise DataError(f"{source}: no data rows")
+    frame = frame.reset_index(drop=True)  # a new frame: the caller's stays untouched
+    dataset, notes = _build(frame, source, _row_locator, time_column, channels, label_column,
+                            series_column)
+    for note in notes:
+        warnings.warn(note, DataWarning, stacklevel=2)
+    return dataset
+
+
+def write_scores(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a result frame as .csv, .parquet or .jsonl/.json (JSON lines), creating the folder."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in _WRITE_SUFFIXES:
+        raise DataError(f"{os.fspath(path)}: cannot write '{suffix or '(no suffix)'}' files; "
+                        f"use one of {', '.join(_WRITE_SUFFIXES)}")
+    # A meaningful index (not 0..n-1) becomes a column, so nothing the caller indexed by is lost.
+    out = frame if isinstance(frame.index, pd.RangeIndex) else frame.reset_index()
+    # Write beside the target and rename, so a failed write never leaves half a file behind.
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            out.to_csv(partial, index=False)
+        elif suffix == ".parquet":
+            out.to_parquet(partial, index=False, engine="pyarrow")
+        else:
+            out.to_json(partial, orient="records", lines=True, date_format="iso", date_unit="us")
+        os.replace(partial, target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise DataError(f"{os.fspath(path)}: cannot write ({error.strerror or error})") from error
+
+
+# ---------------------------------------------------------------- loading files
+
+
+def _row_locator(pos: int) -> str:
+    return f"row {pos + 1}"
+
+
+def _load(path: Path, source: str) -> tuple[pd.DataFrame, Locate]:
+    if not path.exists():
+        raise DataError(f"{source}: no such file")
+    if path.is_dir():
+        raise DataError(f"{source}: is a directory, not a data file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{source}: the file is empty")
+    with open(path, "rb") as handle:
+        head = handle.read(_HEAD_BYTES)
+    suffix = path.suffix.lower()
+    # Parquet's magic bytes win over the suffix: a Parquet file saved as .csv still reads.
+    if head.startswith(b"PAR1") or suffix in _PARQUET_SUFFIXES:
+        frame = _read_parquet(path, source)
+        if len(frame) == 0:
+            raise DataError(f"{source}: no data rows")
+        return frame, _row_locator
+    kind = "JSON" if suffix in _JSON_SUFFIXES else "CSV"
+    _check_text(path, source, head, kind)
+    if kind == "JSON":
+        frame = _read_json(path, source, head)
+        if len(frame) == 0:
+            raise DataError(f"{source}: no data rows")
+        return frame, _row_locator
+    frame = _read_csv(path, source, head, suffix)
+    if len(frame) == 0:
+        raise DataError(f"{source}: header only, no data rows")
+    return frame, _CsvLines(path)
+
+
+def _check_text(path: Path, source: str, head: bytes, kind: str) -> None:
+    if b"\x00" in head:
+        raise DataError(f"{source}: not a text {kind} file (it contains binary data)")
+    try:  # an incremental decoder tolerates a character cut in half at the end of the head
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError as error:
+        raise DataError(f"{source}: not a text {kind} file (not valid UTF-8 at byte "
+                        f"{error.start})") from None
+    blank = head.removeprefix(_BOM).strip() == b""
+    if blank and path.read_bytes().removeprefix(_BOM).strip() == b"":
+        raise DataError(f"{source}: the file is empty")
+
+
+def _read_parquet(path: Path, source: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path, engine="pyarrow")
+    except (ValueError, OSError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise DataError(f"{source}: not a readable Parquet file ({error})") from None
+
+
+def _sniff_delimiter(head: bytes, fallback: str) -> str:
+    text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
+    if "\n" in text.rstrip("\r\n"):
+        text = text[: text.rfind("\n")]  # whole lines only: a cut line would confuse the sniffer
+    try:
+        return csv.Sniffer().sniff(text, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return fallback
+
+
+def _read_csv(path: Path, source: str, head: bytes, suffix: str) -> pd.DataFrame:
+    sep = _sniff_delimiter(head, "\t" if suffix == ".tsv" else ",")
+    try:
+        return pd.read_csv(path, sep=sep, encoding="utf-8-sig", engine="pyarrow")
+    except (ValueError, OSError):
+        pass  # the C engine copes with more (whitespace-only lines, ragged rows) and says where
+    try:
+        return pd.read_csv(path, sep=sep, encoding="utf-8-sig", engine="c", low_memory=False)
+    except UnicodeDecodeError as error:
+        raise DataError(f"{source}: not a text CSV file (not UTF-8: {error.reason})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{source}: the file is empty") from None
+    except (pd.errors.ParserError, ValueError) as error:
+        reason = " ".join(str(error).split())
+        raise DataError(f"{source}: cannot parse as CSV, delimiter {sep!r} ({reason})") from None
+
+
+def _read_json(path: Path, source: str, head: bytes) -> pd.DataFrame:
+    if head.removeprefix(_BOM).lstrip().startswith(b"["):
+        try:
+            records = json.loads(path.read_text(encoding="utf-8-sig"))
+        except json.JSONDecodeError as error:
+            raise DataError(f"{source}: not valid JSON ({error.msg} at line {error.lineno}, "
+                            f"column {error.colno})") from None
+        if not all(isinstance(record, dict) for record in records):
+            raise DataError(f"{source}: expected a JSON array of objects (one per row)")
+        return pd.DataFrame.from_records(records)
+    import pyarrow.json  # heavy; only needed here
+
+    try:
+        return pyarrow.json.read_json(path).to_pandas()
+    except (ValueError, OSError):
+        pass  # mixed types in a column or a bad line: pandas reads objects, and we say where
+    try:
+        return pd.read_json(path, lines=True, dtype=False, encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{source}: not a text JSON file (not UTF-8: {error.reason})") from None
+    except ValueError as error:
+        raise DataError(f"{source}, {_first_bad_json_line(path)}: not a JSON object per line "
+                        f"({error})") from None
+
+
+def _first_bad_json_line(path: Path) -> str:
+    # Error path only: a Python loop is fine here.
+    with open(path, encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    if not isinstance(json.loads(line), dict):
+                        return f"line {number}"
+                except json.JSONDecodeError:
+                    return f"line {number}"
+    return "somewhere"
+
+
+class _CsvLines:
+    """Maps a data row to its line in the file (header = line 1), skipping blank lines as the
+    readers do. Used for messages only: it rereads the file in chunks, stopping at the row.
+    Quoted fields spanning several lines are not accounted for (rare in sensor data)."""
+
+    _CHUNK = 1 << 24
+    _SPACE = np.isin(np.arange(256), [ord(" "), ord("\t"), ord("\r")])
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, pos: int) -> str:
+        wanted = pos + 2  # the wanted row is the (pos + 2)-th non-blank line, after the header
+        seen = lines = 0
+        after_newline = True  # at the start of a line
+        with open(self.path, "rb") as handle:
+            while chunk := handle.read(self._CHUNK):
+                data = np.frombuffer(chunk, dtype=np.uint8)
+                kept = data[~self._SPACE[data]]  # now a blank line is two newlines in a row
+                if not len(kept):
+                    continue
+                newline = kept == ord("\n")
+                follows_newline = np.concatenate(([after_newline], newline[:-1]))
+                ends = np.flatnonzero(newline)
+                found = lines + 1 + np.flatnonzero(~follows_newline[ends])
+                if seen + len(found) >= wanted:
+                    return f"line {found[wanted - seen - 1]}"
+                seen, lines, after_newline = seen + len(found), lines + len(ends), bool(newline[-1])
+        if not after_newline and seen + 1 == wanted:  # the last line has no newline
+            return f"line {lines + 1}"
+        return f"line {pos + 2}"
+
+
+# ---------------------------------------------------------------- validating columns
+
+
+def _build(frame: pd.DataFrame, source: str, locate: Locate, time_column: str | None,
+           channels: Sequence[str] | None, label_column: str | None,
+           series_column: str | None) -> tuple[Dataset, list[str]]:
+    notes: list[str] = []
+    columns = list(frame.columns)
+    for role, name in (("time", time_column), ("label", label_column), ("series", series_column)):
+        if name is not None and name not in columns:
+            raise DataError(f"{source}: no {role} column '{name}'; columns are {_names(columns)}")
+    time_column = time_column if time_column is not None else _find_time_column(frame)
+    roles = {time_column, label_column, series_column} - {None}
+    if time_column is not None:
+        frame[time_column] = _parse_times(frame[time_column], source, locate)
+    if label_column is not None:
+        frame[label_column] = _parse_labels(frame[label_column], source, locate)
+    chosen = _choose_channels(frame, source, locate, channels, roles, notes)
+    dataset = Dataset(frame=frame, channels=chosen, time_column=time_column,
+                      label_column=label_column, series_column=series_column, source=source,
+                      order=np.arange(len(frame), dtype=np.int64))
+    _note_missing(dataset, locate, notes)
+    dataset.order = _time_order(dataset, locate, notes)
+    return dataset, notes
+
+
+def _names(columns: Sequence[object]) -> str:
+    return ", ".join(f"'{name}'" for name in columns)
+
+
+def _show(value: object) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
+        return "an empty cell"
+    return f"'{value}'"
+
+
+def _find_time_column(frame: pd.DataFrame) -> str | None:
+    by_name = {str(name).lower(): name for name in reversed(frame.columns)}
+    for wanted in _TIME_NAMES:  # in priority order, so 'timestamp' beats a later 'date'
+        if wanted in by_name:
+            return by_name[wanted]
+    for name in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[name]):
+            return name
+    return None
+
+
+def _parse_times(column: pd.Series, source: str, locate: Locate) -> pd.Series:
+    name = column.name
+    if pd.api.types.is_datetime64_any_dtype(column):
+        parsed = column
+    elif pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        try:
+            parsed = pd.to_datetime(column, unit=_epoch_unit(column))
+        except (ValueError, OverflowError):  # beyond year 2262 in nanoseconds
+            raise DataError(f"{source}, column '{name}': numbers too large for epoch timestamps "
+                            f"(largest {column.max()})") from None
+    else:
+        parsed = _parse_time_text(column)
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        pos = int(np.argmax(bad))
+        raise DataError(f"{source}, {locate(pos)}, column '{name}': {_show(column.iloc[pos])} "
+                        f"is not a timestamp")
+    return parsed
+
+
+def _epoch_unit(column: pd.Series) -> str:
+    # Epoch numbers: today's seconds are ~1.7e9, milliseconds ~1.7e12, and so on by 1000.
+    biggest = float(column.abs().max()) if column.notna().any() else 0.0
+    for unit, limit in (("s", 1e12), ("ms", 1e15), ("us", 1e18)):
+        if biggest < limit:
+            return unit
+    return "ns"
+
+
+def _parse_time_text(column: pd.Series) -> pd.Series:
+    for fmt in ("ISO8601", None):  # fast, vectorised formats first; None infers one format
+        try:
+            return pd.to_datetime(column, format=fmt)
+        except (ValueError, TypeError, OverflowError):
+            pass
+    try:  # per-value parsing: slow, but only reached for odd or bad input
+        return pd.to_datetime(column, format="mixed", errors="coerce")
+    except ValueError:  # several UTC offsets in one column: compare them in UTC
+        return pd.to_datetime(column, format="mixed", errors="coerce", utc=True)
+
+
+def _parse_labels(column: pd.Series, source: str, locate: Locate) -> pd.Series:
+    if pd.api.types.is_bool_dtype(column):
+        return column.astype(np.int8)
+    values = column
+    if not pd.api.types.is_numeric_dtype(column):
+        words = column.astype("string").str.strip().str.lower()
+        values = pd.to_numeric(words.replace({"true": "1", "false": "0"}), errors="coerce")
+    ok = values.isin([0, 1]).to_numpy()
+    if not ok.all():
+        pos = int(np.argmin(ok))
+        raise DataError(f"{source}, {locate(pos)}, column '{column.name}': "
+                        f"{_show(column.iloc[pos])} is not a label (expected 0 or 1)")
+    return values.astype(np.int8)
+
+
+def _as_numbers(column: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Numeric view of a column: (float64 values, bad-cell mask, non-empty-cell mask)."""
+    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+        numbers = column.astype(np.float64)
+        return numbers, np.zeros(len(column), bool), numbers.notna().to_numpy()
+    numbers = pd.to_numeric(column, errors="coerce").astype(np.float64)
+    unparsed = numbers.isna().to_numpy() & column.notna().to_numpy()
+    empty = column.isna().to_numpy().copy()
+    if unparsed.any():  # tokens like 'NaN' or 'null' are missing values, not bad ones
+        words = column[unparsed].astype("string").str.strip().str.lower()
+        empty[unparsed] = words.isin(_MISSING_TOKENS).to_numpy()
+    return numbers, unparsed & ~empty, ~empty
+
+
+def _choose_channels(frame: pd.DataFrame, source: str, locate: Locate,
+                     requested: Sequence[str] | None, roles: set, notes: list[str]) -> list[str]:
+    if requested is not None:
+        return _requested_channels(frame, source, locate, requested, roles)
+    chosen, empty = [], []
+    for name in frame.columns:
+        column = frame[name]
+        if name in roles or pd.api.types.is_bool_dtype(column) \
+                or pd.api.types.is_datetime64_any_dtype(column):
+            continue
+        numbers, bad, filled = _as_numbers(column)
+        if not filled.any():
+            empty.append(name)
+        elif (filled & ~bad).sum() >= 0.5 * filled.sum():  # "mostly numeric"
+            _raise_on_bad(column, bad, source, locate)
+            frame[name] = column if pd.api.types.is_numeric_dtype(column) else numbers
+            chosen.append(name)
+    if empty:
+        notes.append(f"{source}: {len(empty)} empty column(s) not used as channels: "
+                     f"{_names(empty)}")
+    if not chosen:
+        raise DataError(f"{source}: no numeric channel columns found among "
+                        f"{_names(frame.columns)}; pass --channels to name them")
+    return chosen
+
+
+def _requested_channels(frame: pd.DataFrame, source: str, locate: Locate,
+                        requested: Sequence[str], roles: set) -> list[str]:
+    requested = [requested] if isinstance(requested, str) else list(requested)
+    if not requested:
+        raise DataError(f"{source}: the list of channels is empty")
+    for name in requested:
+        if name not in frame.columns:
+            raise DataError(f"{source}: no channel column '{name}'; columns are "
+                            f"{_names(frame.columns)}")
+        if name in roles:
+            raise DataError(f"{source}: column '{name}' is the time, label or series column, "
+                            f"not a channel")
+        numbers, bad, filled = _as_numbers(frame[name])
+        _raise_on_bad(frame[name], bad, source, locate)
+        frame[name] = frame[name] if pd.api.types.is_numeric_dtype(frame[name]) else numbers
+    return requested
+
+
+def _raise_on_bad(column: pd.Series, bad: np.ndarray, source: str, locate: Locate) -> None:
+    if bad.any():
+        pos = int(np.argmax(bad))
+        raise DataError(f"{source}, {locate(pos)}, column '{column.name}': "
+                        f"{_show(column.iloc[pos])} is not a number")
+
+
+# ---------------------------------------------------------------- repairs and time order
+
+
+def _note_missing(dataset: Dataset, locate: Locate, notes: list[str]) -> None:
+    mask = dataset.missing_mask()
+    counts = mask.sum(axis=0)
+    if not counts.any():
+        return
+    whole = np.flatnonzero(counts == len(mask))
+    if len(whole):
+        raise DataError(f"{dataset.source}: channel '{dataset.channels[whole[0]]}' has no values "
+                        f"at all (every cell is missing or infinite)")
+    firsts = mask.argmax(axis=0)
+    parts = [(int(counts[j]), dataset.channels[j], locate(int(firsts[j])))
+             for j in np.flatnonzero(counts)]
+    if len(parts) == 1:
+        count, name, where = parts[0]
+        text = f"{count} missing or infinite values in '{name}' (first at {where})"
+    else:
+        listed = ", ".join(f"{count} in '{name}' (first at {where})" for count, name, where
+                           in parts)
+        text = f"{counts.sum()} missing or infinite values: {listed};"
+    notes.append(f"{dataset.source}: {text} filled with the previous value in time order "
+                 f"(leading ones with the next value)")
+
+
+def _series_codes(frame: pd.DataFrame, series_column: str | None) -> np.ndarray | None:
+    if series_column is None:
+        return None
+    codes, _ = pd.factorize(frame[series_column], sort=False, use_na_sentinel=False)
+    return codes.astype(np.int64)
+
+
+def _time_order(dataset: Dataset, locate: Locate, notes: list[str]) -> np.ndarray:
+    n = len(dataset)
+    codes = _series_codes(dataset.frame, dataset.series_column)
+    if dataset.time_column is None:
+        return np.arange(n, dtype=np.int64) if codes is None else np.argsort(codes, kind="stable")
+    times = dataset.frame[dataset.time_column].astype("int64").to_numpy()
+    if codes is None:
+        order = np.argsort(times, kind="stable")
+        grouped = np.arange(n)
+        same = np.ones(max(n - 1, 0), dtype=bool)
+    else:
+        order = np.lexsort((times, codes))  # lexsort is stable: ties keep input order
+        grouped = np.argsort(codes, kind="stable")
+        same = codes[grouped][1:] == codes[grouped][:-1]
+    backwards = (times[grouped][1:] < times[grouped][:-1]) & same
+    if backwards.any():
+        first = int(grouped[1:][backwards].min())
+        notes.append(f"{dataset.source}: rows are not in time order (first at {locate(first)}); "
+                     f"scored in time order, output kept in input order")
+    in_order = times[order]
+    repeated = in_order[1:] == in_order[:-1]
+    if codes is not None:
+        repeated &= codes[order][1:] == codes[order][:-1]
+    if repeated.any():
+        first = int(order[1:][repeated].min())
+        notes.append(f"{dataset.source}: {int(repeated.sum())} rows repeat an earlier timestamp "
+                     f"(first at {locate(first)}); all rows kept")
+    return order.astype(np.int64)
+
+
+def _fill_gaps(raw: np.ndarray, order: np.ndarray, codes: np.ndarray | None) -> np.ndarray:
+    """Fill non-finite cells in place along time order, within each series where possible."""
+    gappy = np.flatnonzero((~np.isfinite(raw)).any(axis=0))
+    if not len(gappy):
+        return raw
+    in_order = bool((order[1:] > order[:-1]).all())  # identity: skip the gathers and scatters
+    sorted_codes = codes if codes is None or in_order else codes[order]
+    for j in gappy:  # a loop over channels, not rows
+        if in_order:
+            raw[:, j] = _fill_column(raw[:, j], sorted_codes)
+        else:
+            raw[order, j] = _fill_column(raw[order, j], sorted_codes)
+    return raw
+
+
+def _fill_column(values: np.ndarray, codes: np.ndarray | None) -> np.ndarray:
+    """Fill gaps of one time-ordered column from the nearest valid value before (else after)."""
+    valid = np.isfinite(values)
+    good, gaps = np.flatnonzero(valid), np.flatnonzero(~valid)
+    if not len(good):
+        raise DataError("a channel has no finite values at all; nothing to fill its gaps with")
+    after = np.searchsorted(good, gaps)  # index in `good` of the first valid value after each gap
+    has_previous, has_following = after > 0, after < len(good)
+    previous = good[np.maximum(after - 1, 0)]
+    following = good[np.minimum(after, len(good) - 1)]
+    if codes is not None:  # never carry a value across series...
+        has_previous &= codes[previous] == codes[gaps]
+        has_following &= codes[following] == codes[gaps]
+    # ...unless the series has no value at all in this channel; then borrow the nearest one.
+    fallback = np.where(after > 0, previous, following)
+    source = np.where(has_previous, previous, np.where(has_following, following, fallback))
+    values[gaps] = values[source]
+    return values

@@ -1,0 +1,237 @@
+"""``Model``: a detector and a threshold fitted together, the one object that vigil trains once
+and then uses everywhere (in process, saved to a ``.vigil`` file, on Spark, on a stream).
+
+``fit`` learns the detector from the training rows and fits the threshold on the detector's own
+scores of those rows (peaks-over-threshold by default), so the cut-off comes from the data,
+not from a hand-set constant. ``detect`` returns one output row per input row.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vigil import io
+from vigil.detectors import DEFAULT_METHOD, make_detector
+from vigil.errors import DataError, NotFittedError
+from vigil.thresholds import Threshold, make_threshold
+
+#: Rows scored per step when progress is reported; the detector chunks further by memory.
+BLOCK_ROWS = 1_000_000
+
+
+class Model:
+    """A detection method plus a threshold fitted on its training scores.
+
+    Args:
+        method: a registered method name (``vigil methods`` lists them).
+        threshold: ``"pot"`` (default), ``"quantile"``, ``"sigma"``, ``"fixed:<value>"``, a
+            float, or a :class:`vigil.thresholds.Threshold`.
+        channels, time_column, label_column, series_column: column roles when fitting on a file
+            or DataFrame (found automatically when not given; see :func:`vigil.read`).
+        **params: the method's parameters.
+
+    Examples:
+        >>> import numpy as np, pandas as pd, vigil
+        >>> rng = np.random.default_rng(0)
+        >>> df = pd.DataFrame({"temperature": rng.normal(20, 1, 2000)})
+        >>> df.loc[1500, "temperature"] = 35.0
+        >>> result = vigil.Model("robust_zscore").fit(df).detect(df)
+        >>> result.index[result["is_anomaly"]].tolist()
+        [1500]
+    """
+
+    def __init__(
+        self,
+        method: str = DEFAULT_METHOD,
+        *,
+        threshold: str | float | Threshold = "pot",
+        channels: Sequence[str] | None = None,
+        time_column: str | None = None,
+        label_column: str | None = None,
+        series_column: str | None = None,
+        **params: Any,
+    ) -> None:
+        self.method = method
+        self.params = dict(params)
+        self.detector = make_detector(method, **params)
+        self.threshold = make_threshold(threshold)
+        self.roles = {
+            "channels": list(channels) if channels is not None else None,
+            "time_column": time_column,
+            "label_column": label_column,
+            "series_column": series_column,
+        }
+
+    def __repr__(self) -> str:
+        args = "".join(f", {k}={v!r}" for k, v in self.params.items())
+        return f"Model({self.method!r}{args}, threshold={self.threshold.name!r})"
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(self, data: Any, labels: np.ndarray | None = None) -> Model:
+        """Fit the detector on ``data`` and the threshold on its scores of that data.
+
+        ``labels`` is accepted for the supervised methods and ignored by the others.
+        """
+        ds = self._dataset(data, fitting=True)
+        X = ds.values()[ds.order]
+        self.detector.fit(X)
+        self.channels_ = list(ds.channels)
+        self.time_column_ = ds.time_column
+        self.series_column_ = ds.series_column
+        train_scores = self._score_dataset(ds)
+        self.threshold.fit(train_scores, fallback=self.detector.natural_threshold)
+        self.training_ = _summary(ds, train_scores)
+        return self
+
+    @property
+    def threshold_(self) -> float:
+        """The fitted cut-off: a score above it is an anomaly."""
+        self._require_fitted()
+        return float(self.threshold.value_)
+
+    # -- scoring ---------------------------------------------------------------------------
+    def score(self, data: Any, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """One score per input row, in input order; higher = more anomalous."""
+        self._require_fitted()
+        return self._score_dataset(self._dataset(data), progress)
+
+    def detect(self, data: Any, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+        """Score and flag every row: a frame indexed like the input with the time and channel
+        values, ``score``, ``threshold``, ``is_anomaly``, ``driver`` (the channel that drove the
+        score, where the method can tell) and ``score_<channel>`` per channel."""
+        self._require_fitted()
+        ds = self._dataset(data)
+        scores = self._score_dataset(ds, progress)
+        return self._result_frame(ds, scores)
+
+    # -- internals -------------------------------------------------------------------------
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "channels_"):
+            raise NotFittedError("This model is not fitted yet: call fit first (or vigil.load).")
+
+    def _dataset(self, data: Any, fitting: bool = False) -> io.Dataset:
+        roles = dict(self.roles)
+        if not fitting:
+            roles.update(channels=self.channels_, time_column=self.time_column_,
+                         series_column=self.series_column_)
+        if isinstance(data, io.Dataset):
+            ds = data
+        elif isinstance(data, np.ndarray):
+            ds = io.from_frame(_array_frame(data, roles["channels"]), channels=roles["channels"])
+        elif isinstance(data, pd.DataFrame):
+            self._check_columns(data.columns, "<DataFrame>", fitting)
+            ds = io.from_frame(data, **roles)
+        elif isinstance(data, (str, os.PathLike)):
+            ds = io.read(data, **roles)
+        else:
+            raise DataError(f"cannot read data of type {type(data).__name__}: give a file path, "
+                            "a pandas DataFrame, a numpy array or a vigil.Dataset.")
+        if not fitting:
+            self._check_columns(ds.channels, ds.source, fitting)
+        return ds
+
+    def _check_columns(self, columns: Any, source: str, fitting: bool) -> None:
+        if fitting:
+            return
+        missing = [c for c in self.channels_ if c not in set(columns)]
+        if missing:
+            raise DataError(
+                f"{source}: channel {missing[0]!r}, which the model was trained on, is missing "
+                f"(the model needs: {', '.join(self.channels_)})."
+            )
+
+    def _score_dataset(self, ds: io.Dataset, progress: Callable | None = None,
+                       channels: bool = False) -> np.ndarray:
+        """Scores (or per-channel scores) in input order; each series is scored on its own,
+        in time order, in blocks that carry the detector's context rows."""
+        X = ds.values()[ds.order]
+        fn = self.detector.score_channels if channels else self.detector.score
+        context = self.detector._context_rows()
+        scores = np.empty((len(X), X.shape[1]) if channels else len(X))
+        for first, last in _series_bounds(ds):
+            for start in range(first, last, BLOCK_ROWS):
+                stop = min(start + BLOCK_ROWS, last)
+                lead = min(start - first, context)
+                scores[start:stop] = fn(X[start - lead : stop])[lead:]
+                if progress is not None:
+                    progress(stop, len(X))
+        out = np.empty_like(scores)
+        out[ds.order] = scores
+        return out
+
+    def _result_frame(self, ds: io.Dataset, scores: np.ndarray) -> pd.DataFrame:
+        frame = ds.frame
+        cols = ([ds.time_column] if ds.time_column else []) + list(self.channels_)
+        if ds.series_column:
+            cols.insert(0, ds.series_column)
+        if ds.label_column:
+            cols.append(ds.label_column)
+        out = frame[cols].copy()
+        out["score"] = scores
+        out["threshold"] = self.threshold_
+        out["is_anomaly"] = self.threshold.decide(scores)
+        if self.detector.attributes:
+            parts = self._score_dataset(ds, channels=True)
+            out["driver"] = np.asarray(self.channels_, dtype=object)[parts.argmax(axis=1)]
+            for i, name in enumerate(self.channels_):
+                out[f"score_{name}"] = parts[:, i]
+        out.attrs["vigil"] = {"time_column": ds.time_column, "channels": list(self.channels_),
+                              "label_column": ds.label_column, "method": self.method,
+                              "series_column": ds.series_column}
+        missing = ds.missing_mask()
+        if missing.any():
+            out["filled"] = missing.any(axis=1)
+        return out
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model to a ``.vigil`` file (a zip of JSON and .npy, no pickle)."""
+        from vigil.persist import save
+
+        save(self, path)
+
+
+def load(path: str | os.PathLike[str]) -> Model:
+    """Read a model saved by :meth:`Model.save`; never runs code from the file."""
+    from vigil.persist import load as _load
+
+    return _load(path)
+
+
+def _array_frame(X: np.ndarray, channels: Sequence[str] | None) -> pd.DataFrame:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    names = list(channels) if channels else [f"x{i}" for i in range(X.shape[1])]
+    if len(names) != X.shape[1]:
+        raise DataError(f"the array has {X.shape[1]} columns but {len(names)} channel names.")
+    return pd.DataFrame(X, columns=names)
+
+
+def _series_bounds(ds: io.Dataset) -> list[tuple[int, int]]:
+    """(start, stop) of each series' rows within the time-ordered rows."""
+    if not ds.series_column:
+        return [(0, len(ds))]
+    ids = ds.frame[ds.series_column].to_numpy()[ds.order]
+    cuts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    edges = [0, *cuts.tolist(), len(ids)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _summary(ds: io.Dataset, scores: np.ndarray) -> dict[str, Any]:
+    """What the model was trained on, for the model file and ``vigil`` reports."""
+    summary: dict[str, Any] = {
+        "rows": int(len(ds)),
+        "source": str(ds.source),
+        "score_median": float(np.median(scores)),
+        "score_max": float(scores.max()),
+    }
+    if ds.time_column:
+        times = ds.frame[ds.time_column]
+        summary.update(start=str(times.min()), end=str(times.max()))
+    return summary

@@ -1,0 +1,138 @@
+"""The detector contract as code: ``check_detector`` runs every rule of the contract against a
+detector, so each registered method (and any new one) is held to the same promises.
+
+Examples:
+    >>> from vigil.detectors.statistical import RobustZScore
+    >>> check_detector(RobustZScore())
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from vigil.detectors import Detector, make_detector
+from vigil.errors import DataError, NotFittedError
+
+
+def _series(n: int = 600, d: int = 3, seed: int = 0) -> np.ndarray:
+    """Smooth daily-like cycles plus noise: what a sensor channel looks like."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None]
+    return np.sin(2 * np.pi * t / 50 + np.arange(d)) + 0.1 * rng.normal(size=(n, d))
+
+
+def _fresh(det: Detector) -> Detector:
+    return type(det)(**det.get_params())
+
+
+def check_detector(detector: Detector | str) -> None:
+    """Run every contract check on ``detector`` (an instance or a registered name); raise
+    AssertionError naming the broken rule."""
+    det = make_detector(detector) if isinstance(detector, str) else detector
+    for check in CHECKS:
+        check(_fresh(det))
+
+
+def check_unfitted_refused(det: Detector) -> None:
+    try:
+        det.score(_series())
+    except NotFittedError:
+        return
+    raise AssertionError(f"{det.name}: score before fit must raise NotFittedError")
+
+
+def check_scores_shape_dtype_finite(det: Detector) -> None:
+    X = _series()
+    scores = det.fit(X).score(X)
+    assert scores.shape == (len(X),), f"{det.name}: one score per row, got {scores.shape}"
+    assert scores.dtype == np.float64, f"{det.name}: scores must be float64, got {scores.dtype}"
+    assert np.isfinite(scores).all(), f"{det.name}: scores must be finite"
+    parts = det.score_channels(X)
+    if det.attributes:
+        assert parts is not None and parts.shape == X.shape, f"{det.name}: score_channels shape"
+        assert np.isfinite(parts).all(), f"{det.name}: channel scores must be finite"
+    else:
+        assert parts is None, f"{det.name}: score_channels must be None without attribution"
+
+
+def check_deterministic(det: Detector) -> None:
+    X = _series()
+    first = _fresh(det).fit(X).score(X)
+    second = _fresh(det).fit(X).score(X)
+    assert np.array_equal(first, second), f"{det.name}: same data and params, other scores"
+
+
+def check_wrong_channel_count_refused(det: Detector) -> None:
+    det.fit(_series(d=3))
+    try:
+        det.score(_series(d=2))
+    except DataError:
+        return
+    raise AssertionError(f"{det.name}: scoring 2 channels after fitting 3 must raise DataError")
+
+
+def check_non_finite_refused(det: Detector) -> None:
+    X = _series()
+    det.fit(X)
+    X[5, 1] = np.nan
+    try:
+        det.score(X)
+    except DataError:
+        return
+    raise AssertionError(f"{det.name}: NaN input must raise DataError, not score silently")
+
+
+def check_constant_channel(det: Detector) -> None:
+    X = _series()
+    X[:, 1] = 7.0
+    det.fit(X)
+    changed = X.copy()
+    changed[300, 1] = 8.0
+    for data in (X, changed):
+        assert np.isfinite(det.score(data)).all(), f"{det.name}: constant channel gave non-finite"
+
+
+def check_spikes_score_high(det: Detector) -> None:
+    X = _series(seed=1)
+    det.fit(X)
+    spiked = X.copy()
+    rows = [150, 320, 480]
+    spiked[rows, 0] += 8.0
+    scores = det.score(spiked)
+    assert (scores[rows] > np.median(scores)).all(), f"{det.name}: spikes must score above median"
+
+
+def check_chunked_equals_whole(det: Detector) -> None:
+    X = _series(n=5000)
+    whole = det.fit(X).score(X)
+    det.chunk_bytes = 1  # forces the smallest chunks
+    assert np.array_equal(det.score(X), whole), f"{det.name}: chunked scores differ from whole"
+
+
+def check_save_load_identical(det: Detector) -> None:
+    from vigil.model import Model, load
+
+    X = _series()
+    model = Model(det.name, **det.get_params()).fit(X)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.vigil"
+        model.save(path)
+        again = load(path)
+    assert np.array_equal(again.score(X), model.score(X)), f"{det.name}: scores change on reload"
+
+
+CHECKS: list[Callable[[Detector], None]] = [
+    check_unfitted_refused,
+    check_scores_shape_dtype_finite,
+    check_deterministic,
+    check_wrong_channel_count_refused,
+    check_non_finite_refused,
+    check_constant_channel,
+    check_spikes_score_high,
+    check_chunked_equals_whole,
+    check_save_load_identical,
+]
