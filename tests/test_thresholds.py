@@ -12,8 +12,9 @@ import pytest
 from scipy import stats
 
 from vigil.errors import ConfigError, DataError, FitWarning, NotFittedError
+from vigil.evt import fit_gpd, gpd_log_likelihood
 from vigil.thresholds import (
-    POT, THRESHOLDS, Fixed, Quantile, Sigma, Threshold, fit_gpd, gpd_log_likelihood, make_threshold,
+    POT, THRESHOLDS, Fixed, Quantile, Sigma, Threshold, make_threshold,
 )
 
 

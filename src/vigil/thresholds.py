@@ -14,9 +14,9 @@ import warnings
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.optimize import brentq
 
 from vigil.errors import ConfigError, DataError, FitWarning, NotFittedError
+from vigil.evt import fit_gpd
 
 # (low, high, low_closed, high_closed) for every float parameter.
 _Interval = tuple[float, float, bool, bool]
@@ -307,64 +307,6 @@ class POT(Threshold):
         self.details_.update(initial=initial, shape=shape, scale=scale, n_peaks=int(peaks.size))
         # Guard: risk >= N_t/n extrapolates below t; overflow gives inf. Both fall back to t.
         return value if math.isfinite(value) and value >= initial else initial
-
-
-def gpd_log_likelihood(peaks: np.ndarray, shape: float, scale: float) -> float:
-    """Log-likelihood of a generalized Pareto (location 0) on ``peaks``; -inf off its support."""
-    peaks = np.asarray(peaks, dtype=float)
-    if scale <= 0:
-        return -math.inf
-    if shape == 0.0:
-        return float(-peaks.size * math.log(scale) - peaks.sum() / scale)
-    z = 1.0 + shape * peaks / scale
-    if np.any(z <= 0):
-        return -math.inf
-    return float(-peaks.size * math.log(scale) - (1.0 + 1.0 / shape) * np.log(z).sum())
-
-
-def _grimshaw_roots(peaks: np.ndarray, n_grid: int = 200) -> list[float]:
-    """Roots x != 0 of u(x) v(x) = 1 (Grimshaw, Technometrics 35(2), 1993; Siffer et al. 2017),
-    with u(x) = mean(1 / (1 + x Y)), v(x) = 1 + mean(log(1 + x Y)), searched on the paper's
-    intervals (-1/Y_max, 0) and (0, 2 (mean Y - Y_min) / Y_min^2): bracket sign changes on a grid
-    (log-spaced, since x spans many decades), then refine each with Brent's method."""
-    y_min, y_max, y_mean = float(peaks.min()), float(peaks.max()), float(peaks.mean())
-
-    def w(x: float) -> float:
-        s = 1.0 + x * peaks
-        return float(np.mean(1.0 / s) * (1.0 + np.mean(np.log(s))) - 1.0)
-
-    # x * Y_max below 1e-6 means |gamma| < ~1e-6: indistinguishable from the exponential candidate.
-    tiny = 1e-6 / y_max
-    left = -np.geomspace(tiny, 1.0 / y_max, n_grid)
-    # Approach the left end -1/Y_max (where 1 + x Y_max -> 0) geometrically as well.
-    left = np.concatenate([left[:-1], -(1.0 - np.geomspace(0.5, 1e-9, n_grid // 4)) / y_max])
-    upper = 2.0 * (y_mean - y_min) / y_min**2
-    right = np.geomspace(tiny, upper, n_grid) if upper > tiny else np.empty(0)
-    roots = []
-    for grid in (np.sort(left), right):
-        values = np.array([w(x) for x in grid])
-        for i in np.flatnonzero(np.sign(values[:-1]) * np.sign(values[1:]) < 0):
-            roots.append(brentq(w, grid[i], grid[i + 1], xtol=1e-300, rtol=4 * np.finfo(float).eps))
-        roots.extend(grid[values == 0.0])
-    return roots
-
-
-def fit_gpd(peaks: np.ndarray) -> tuple[float, float]:
-    """Maximum-likelihood (shape gamma, scale sigma) of a generalized Pareto on positive ``peaks``,
-    by Grimshaw's trick: each root x gives gamma = v(x) - 1, sigma = gamma / x; the exponential
-    case gamma = 0 (sigma = mean) is always a candidate; the highest log-likelihood wins."""
-    peaks = np.asarray(peaks, dtype=float)
-    best = (0.0, float(peaks.mean()))
-    best_ll = gpd_log_likelihood(peaks, *best)
-    for x in _grimshaw_roots(peaks):
-        shape = float(np.mean(np.log1p(x * peaks)))
-        if shape == 0.0:
-            continue
-        candidate = (shape, shape / x)
-        ll = gpd_log_likelihood(peaks, *candidate)
-        if ll > best_ll:
-            best, best_ll = candidate, ll
-    return best
 
 
 THRESHOLDS: dict[str, type[Threshold]] = {cls.name: cls for cls in (POT, Quantile, Sigma, Fixed)}

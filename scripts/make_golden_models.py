@@ -1,0 +1,59 @@
+"""Remake the golden model files in tests/fixtures/golden/.
+
+Each registered method (and a windowed Isolation Forest) is fitted on a small seeded sensor
+frame; the model file, that frame and the scores it gave are committed. `tests/test_golden.py`
+loads each file with the current vigil and checks it still gives those scores, so the model file
+format and the scores stay stable across versions. Run this only when a change of scores or
+format is intended, and say why in the commit.
+
+    python scripts/make_golden_models.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import vigil
+
+GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "golden"
+CONFIGS = {
+    "zscore": {"method": "zscore"},
+    "robust_zscore": {"method": "robust_zscore"},
+    "iqr": {"method": "iqr"},
+    "isolation_forest": {"method": "isolation_forest", "n_estimators": 20},
+    "isolation_forest_window": {"method": "isolation_forest", "n_estimators": 20, "window": 8},
+}
+
+
+def frame(rows: int = 1500, seed: int = 11) -> pd.DataFrame:
+    """Two sensor channels with a daily-like cycle, noise and three spikes."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(rows)
+    data = pd.DataFrame({
+        "timestamp": pd.date_range("2024-01-01", periods=rows, freq="min").strftime("%Y-%m-%d %H:%M:%S"),
+        "temperature": np.round(20 + 3 * np.sin(2 * np.pi * t / 720) + rng.normal(0, 0.3, rows), 3),
+        "pressure": np.round(6 + rng.normal(0, 0.02, rows), 4),
+    })
+    data.loc[[400, 900, 1300], "temperature"] += [8.0, -7.0, 6.5]
+    return data
+
+
+def main() -> None:
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    data = frame()
+    data.to_csv(GOLDEN / "input.csv", index=False)
+    for name, config in CONFIGS.items():
+        params = dict(config)
+        model = vigil.Model(params.pop("method"), **params).fit(GOLDEN / "input.csv")
+        model.save(GOLDEN / f"{name}.vigil")
+        result = model.detect(GOLDEN / "input.csv")
+        result[["score", "is_anomaly"]].to_csv(GOLDEN / f"{name}.expected.csv", index=False,
+                                               float_format="%.17g")
+        print(f"{name}: {int(result['is_anomaly'].sum())} anomalies, threshold {model.threshold_:.6g}")
+
+
+if __name__ == "__main__":
+    main()
