@@ -23,6 +23,7 @@ CONFIGS = {
     "zscore": {"method": "zscore"},
     "robust_zscore": {"method": "robust_zscore"},
     "iqr": {"method": "iqr"},
+    "mahalanobis": {"method": "mahalanobis"},
     "isolation_forest": {"method": "isolation_forest", "n_estimators": 20},
     "isolation_forest_window": {"method": "isolation_forest", "n_estimators": 20, "window": 8},
 }

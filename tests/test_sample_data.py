@@ -44,7 +44,7 @@ def test_write_round_trips(frame: pd.DataFrame, bundled: pd.DataFrame, tmp_path)
 
 def test_columns_and_shape(frame: pd.DataFrame) -> None:
     assert list(frame.columns) == ["timestamp", *sample_data.CHANNELS, "label", "anomaly_kind"]
-    assert len(frame) == 14 * 1440
+    assert len(frame) == 21 * 1440
     assert not frame.isna().any().any()
     assert frame["vibration"].min() > 0
 

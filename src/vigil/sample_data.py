@@ -1,4 +1,4 @@
-"""Bundled, seeded sample data: five plant sensors over two weeks at minute resolution.
+"""Bundled, seeded sample data: five plant sensors over three weeks at minute resolution.
 
 The demo and the docs run on ``vigil/data/sensors.csv``, which :func:`generate` makes (the script
 ``scripts/make_sample_data.py`` rewrites it, and a test checks the two never drift apart). The
@@ -18,7 +18,7 @@ Channels (one row a minute from 2024-03-04 00:00:00, a Monday):
 ``flow``         L/min, follows the pump tightly: ``flow ~ 11.5 * pump_power + 2 + noise``.
 
 Then ``label`` (0/1) and ``anomaly_kind`` (``""`` on normal rows). The first :data:`TRAIN_ROWS`
-rows (4 days, Monday to Thursday) are clean, for fitting; after them come :data:`EVENTS`, two of
+rows (the first week, Monday to Sunday) are clean, for fitting; after them come :data:`EVENTS`, two of
 each kind, hours apart, of varied difficulty:
 
 ``spike``               1-3 rows far off (temperature down, vibration up while the machine is off).
@@ -60,8 +60,9 @@ __all__ = [
 
 START = pd.Timestamp("2024-03-04 00:00:00")  # a Monday
 MINUTES_PER_DAY = 1440
-TRAIN_ROWS = 4 * MINUTES_PER_DAY
-"""Rows at the start with no anomaly (Monday to Thursday): fit detectors on ``frame[:TRAIN_ROWS]``."""
+TRAIN_ROWS = 7 * MINUTES_PER_DAY
+"""Rows at the start with no anomaly (one whole week, so every operating mode, the weekend's
+idle days included, is seen): fit detectors on ``frame[:TRAIN_ROWS]``."""
 
 CHANNELS = ("temperature", "pressure", "vibration", "flow", "pump_power")
 KINDS = ("spike", "level_shift", "drift", "stuck", "variance_burst", "broken_correlation")
@@ -94,20 +95,21 @@ def _at(day: int, hhmm: str) -> int:
     return day * MINUTES_PER_DAY + hours * 60 + minutes
 
 
-# (kind, channel, day, start time, minutes, magnitude); day 0 is Monday 2024-03-04.
+# (kind, channel, day, start time, minutes, magnitude); day 0 is Monday 2024-03-04, the first
+# week (days 0-6) is clean.
 _SCHEDULE: tuple[tuple[str, str, int, str, int, float], ...] = (
-    ("spike", "temperature", 4, "10:17", 1, -6.0),  # degC
-    ("broken_correlation", "flow", 4, "16:40", 110, 0.0),  # flow anti-correlated with the pump
-    ("level_shift", "pressure", 5, "03:10", 200, 0.35),  # bar
-    ("drift", "temperature", 6, "08:00", 360, 5.5),  # degC reached at the end of the ramp
-    ("broken_correlation", "flow", 7, "05:20", 90, 1.0),  # flow flat through the start-up
-    ("stuck", "vibration", 7, "14:30", 170, 0.0),
-    ("spike", "vibration", 8, "02:45", 2, 1.9),  # mm/s, machine off: up to running level
-    ("variance_burst", "vibration", 8, "10:30", 60, 8.0),  # noise x8, machine running
-    ("drift", "vibration", 9, "09:00", 300, 0.9),  # x1.9 at the end of the ramp
-    ("level_shift", "temperature", 10, "13:00", 240, -2.4),  # degC
-    ("stuck", "temperature", 11, "08:10", 160, 0.0),
-    ("variance_burst", "vibration", 12, "11:00", 45, 7.0),  # noise x7, Saturday, machine off
+    ("spike", "temperature", 11, "10:17", 1, -6.0),  # degC
+    ("broken_correlation", "flow", 11, "16:40", 110, 0.0),  # flow anti-correlated with the pump
+    ("level_shift", "pressure", 12, "03:10", 200, 0.35),  # bar
+    ("drift", "temperature", 13, "08:00", 360, 5.5),  # degC reached at the end of the ramp
+    ("broken_correlation", "flow", 14, "05:20", 90, 1.0),  # flow flat through the start-up
+    ("stuck", "vibration", 14, "14:30", 170, 0.0),
+    ("spike", "vibration", 15, "02:45", 2, 1.9),  # mm/s, machine off: up to running level
+    ("variance_burst", "vibration", 15, "10:30", 60, 8.0),  # noise x8, machine running
+    ("drift", "vibration", 16, "09:00", 300, 0.9),  # x1.9 at the end of the ramp
+    ("level_shift", "temperature", 17, "13:00", 240, -2.4),  # degC
+    ("stuck", "temperature", 18, "08:10", 160, 0.0),
+    ("variance_burst", "vibration", 19, "11:00", 45, 7.0),  # noise x7, Saturday, machine off
 )
 
 
@@ -121,8 +123,8 @@ def _scheduled(days: int) -> list[tuple[Event, float]]:
     return found
 
 
-EVENTS: tuple[Event, ...] = tuple(event for event, _ in _scheduled(14))
-"""The anomalies injected by ``generate()`` with its default 14 days, in time order."""
+EVENTS: tuple[Event, ...] = tuple(event for event, _ in _scheduled(21))
+"""The anomalies injected by ``generate()`` with its default 21 days, in time order."""
 
 
 def _ar1(rng: np.random.Generator, n: int, phi: float, std: float) -> np.ndarray:
@@ -229,7 +231,7 @@ def _inject(
         raise AssertionError(event.kind)
 
 
-def generate(*, days: int = 14, seed: int = 7) -> pd.DataFrame:
+def generate(*, days: int = 21, seed: int = 7) -> pd.DataFrame:
     """The sample frame: ``timestamp``, the five channels, ``label`` and ``anomaly_kind``.
 
     ``days`` (at least 1) sets the length, one row a minute; events that would not end inside it

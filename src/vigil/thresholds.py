@@ -244,7 +244,7 @@ class POT(Threshold):
         """MIN_PEAKS / (1 - level): enough scores to expect MIN_PEAKS above the initial cut."""
         return math.ceil(round(self.MIN_PEAKS / (1.0 - self._validated_params()["level"]), 9))
 
-    #: At most this many rounds of removing training scores that are anomalies themselves.
+    #: At most this many rounds of leaving out training scores that are anomalies themselves.
     MAX_ROUNDS: ClassVar[int] = 50
     #: A training score is an anomaly itself when n normal scores would reach it with
     #: probability below this (a Grubbs-style outlier test on the fitted tail; our choice).
@@ -253,11 +253,13 @@ class POT(Threshold):
     def _fit_value(self, scores: np.ndarray, params: dict[str, float]) -> float:
         """Fit the tail, leaving out training scores that are anomalies themselves.
 
-        Training data holds anomalies too (``vigil detect`` fits on the file it flags), and one
-        huge score fattens the fitted tail enough to hide itself. As SPOT never lets an alarm
-        update its tail, the largest score is tested against the tail fitted without it: if n
-        normal scores would reach it with probability below ``OUTLIER_ALPHA``, it and every
-        score as extreme are left out and the tail is refitted.
+        Training data holds anomalies too (``vigil detect`` fits on the file it flags), and a
+        few huge scores fatten the fitted tail until the threshold lies above them. As SPOT
+        never lets an alarm update its tail, the largest score is tested against the tail
+        fitted without it: if n normal scores would reach it with probability below
+        ``OUTLIER_ALPHA``, it and every score as extreme are left out and the tail refitted.
+        This handles a few separate anomalies; when anomalies fill more than the tail (more
+        than 1 - level of the rows), fit on clean rows instead (``--train-rows``).
         """
         ordered = np.sort(scores)
         value = self._tail_value(ordered, params)

@@ -38,6 +38,10 @@ METHODS: dict[str, MethodInfo] = {
         "vigil.detectors.statistical:IQR",
         "distance outside Tukey's fences Q1 - 1.5 IQR, Q3 + 1.5 IQR, in IQR units",
     ),
+    "mahalanobis": MethodInfo(
+        "vigil.detectors.mahalanobis:Mahalanobis",
+        "distance from normal under the channels' joint covariance (sees broken correlations)",
+    ),
     "isolation_forest": MethodInfo(
         "vigil.detectors.isolation_forest:IsolationForest",
         "unsupervised Isolation Forest (Liu et al. 2008); optional window of past rows",
