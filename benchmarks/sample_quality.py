@@ -1,6 +1,6 @@
 """Detection quality of every vigil method on the bundled sample data (``vigil/data/sensors.csv``).
 
-The file's first ``sample_data.TRAIN_ROWS`` rows (4 days) are clean; the rest hold twelve labelled
+The file's first ``sample_data.TRAIN_ROWS`` rows (a week) are clean; the rest hold twelve labelled
 anomalies, two of each kind. Every method configuration is run under two protocols:
 
 ``train``   fit on the first TRAIN_ROWS rows (``vigil detect --train-rows``), flag every row with
@@ -176,8 +176,8 @@ def markdown(results: list[dict[str, Any]], kinds: list[str], command: str,
         "fitted threshold (POT, default). vigil "
         f"{header['vigil']}, Python {header['python']}.",
         "",
-        "Protocols: **train** = fit on the first TRAIN_ROWS rows (clean, 4 days; "
-        "`vigil detect --train-rows 5760`); **detect** = fit on all rows, anomalies included "
+        f"Protocols: **train** = fit on the first {header['train_rows']} rows (clean; "
+        f"`vigil detect --train-rows {header['train_rows']}`); **detect** = fit on all rows, anomalies included "
         "(`vigil detect` default). Both evaluate only the rows after TRAIN_ROWS.",
         "",
         "Per-kind cells: event recall (events with >= 1 flagged row) and, in brackets, row "

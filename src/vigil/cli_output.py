@@ -90,7 +90,11 @@ def anomaly_table(result: pd.DataFrame, show: int) -> None:
         table = Table(title=f"Anomalous rows (first {min(show, k)} of {k})", title_justify="left")
         cols = _table_columns(result, meta)
         for col in cols:
-            table.add_column(str(col), justify="left" if col in ("driver", meta.get("time_column")) else "right")
+            # time, score and driver never wrap; values shrink first on a narrow terminal
+            whole = col in ("driver", "row", "score", meta.get("time_column"), meta.get("series_column"))
+            left = whole and col != "score"
+            table.add_column(str(col), justify="left" if left else "right", no_wrap=whole,
+                             overflow="ellipsis")
         for index, row in flagged.head(show).iterrows():
             table.add_row(*[_cell(index if c == "row" else row[c]) for c in cols])
         out.print(table)

@@ -25,8 +25,9 @@ RIDGE = 1e-6
 class Mahalanobis(Detector):
     """Mahalanobis distance to the training mean under the training covariance.
 
-    ``score_channels`` splits the squared distance into per-channel terms ``z_i (P z)_i`` (they
-    sum to the squared distance), so the channel that drove a row is the largest term.
+    ``score_channels`` gives each channel's standardised residual given all the other channels
+    (``|(P z)_i| / sqrt(P_ii)``, P the precision matrix): how unexpected that channel's value is,
+    the others being known; the channel that drove a row is the largest.
 
     Examples:
         >>> import numpy as np
@@ -69,9 +70,12 @@ class Mahalanobis(Detector):
         return np.sqrt(np.einsum("ij,ij->i", W, W))
 
     def _score_channels(self, X: np.ndarray) -> np.ndarray:
-        Z = self._standardised(X)
         precision = self.whitening_ @ self.whitening_.T
-        return Z * (Z @ precision)
+        # (P z)_i / sqrt(P_ii) is channel i's standardised residual given all other channels
+        # (regression of i on the rest): how unexpected that channel is, the others being known.
+        residual = self._standardised(X) @ precision
+        residual /= np.sqrt(np.diag(precision))
+        return np.abs(residual, out=residual)
 
     def _row_bytes(self) -> int:
         return 8 * 3 * self.n_channels_
