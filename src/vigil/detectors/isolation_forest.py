@@ -102,7 +102,8 @@ class IsolationForest(Detector):
             self.leaf_value_ = np.ascontiguousarray(self.leaf_value_, dtype=np.float64)
             n_trees, n_internal = self.feature_.shape
         except (AttributeError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"isolation_forest state is incomplete or malformed: {exc}")
+            message = f"isolation_forest state is incomplete or malformed: {exc}"
+            raise ModelFileError(message) from exc
         n_columns = (self.window or 1) * self.n_channels_
         if (
             n_internal < 1
