@@ -255,3 +255,10 @@ def test_pot_is_not_hidden_by_an_anomaly_among_its_training_scores():
     assert threshold.details_["n_excluded"] == 1
     clean = POT().fit(np.abs(np.random.default_rng(1).normal(size=100_000)))
     assert clean.details_["n_excluded"] == 0
+
+
+def test_pot_warns_when_anomalies_fill_the_training_tail():
+    rng = np.random.default_rng(2)
+    scores = np.concatenate([np.abs(rng.normal(size=9000)), rng.pareto(1.0, size=1000) * 5 + 3])
+    with pytest.warns(FitWarning, match="tail is very heavy.*--train-rows"):
+        POT().fit(scores)

@@ -244,6 +244,9 @@ class POT(Threshold):
         """MIN_PEAKS / (1 - level): enough scores to expect MIN_PEAKS above the initial cut."""
         return math.ceil(round(self.MIN_PEAKS / (1.0 - self._validated_params()["level"]), 9))
 
+    #: A generalized Pareto shape of 1/2 or more means infinite variance: seldom the tail of
+    #: normal scores, usually a sign that anomalies fill the training tail.
+    HEAVY_SHAPE: ClassVar[float] = 0.5
     #: At most this many rounds of leaving out training scores that are anomalies themselves.
     MAX_ROUNDS: ClassVar[int] = 50
     #: A training score is an anomaly itself when n normal scores would reach it with
@@ -276,6 +279,13 @@ class POT(Threshold):
             value = self._tail_value(ordered[:kept], params)
             fitted = dict(self.details_)
         self.details_ = {**fitted, "n_excluded": int(ordered.size - kept)}
+        if self.details_["shape"] >= self.HEAVY_SHAPE:
+            warnings.warn(
+                f"pot threshold: the training scores' tail is very heavy (shape "
+                f"{self.details_['shape']:.2f} >= {self.HEAVY_SHAPE}), as when the training rows "
+                f"hold many anomalies; the threshold {_fmt(value)} may be too high to flag them. "
+                "Fit on clean rows (--train-rows N) or choose a threshold (e.g. quantile:0.99).",
+                FitWarning, stacklevel=4)
         return value
 
     def _outlier_limit(self) -> float:
