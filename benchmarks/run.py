@@ -25,7 +25,7 @@ RESULTS = HERE / "results"
 
 #: name -> (script, title in the summary)
 BENCHMARKS = {
-    "statistical": ("bench_statistical.py", "Statistical detectors (zscore, robust_zscore, iqr)"),
+    "statistical": ("bench_statistical.py", "Statistical detectors (zscore, robust_zscore, iqr, mahalanobis)"),
     "isolation_forest": ("bench_isolation_forest.py", "Isolation Forest"),
 }
 
@@ -64,7 +64,8 @@ def write_summary(out_dir: Path, runs: dict, args: argparse.Namespace) -> Path:
         "# vigil benchmarks",
         "",
         f"Collected by `python benchmarks/run.py{' --quick' if args.quick else ''}"
-        f"{f' --rows {args.rows}' if args.rows != default_rows(args) else ''}` on {now}. "
+        f"{f' --rows {args.rows}' if args.rows != default_rows(args) else ''}"
+        f"{' --summary-only' if args.summary_only else ''}` on {now}. "
         "Each figure is beside a reference measured in the same run; see "
         "`benchmarks/README.md` for what is measured and the targets.",
         "",
@@ -111,6 +112,8 @@ def main() -> int:
                         help="comma-separated benchmarks to run (default: all of "
                              f"{', '.join(BENCHMARKS)}); the summary still includes the others' "
                              "latest tables")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="run nothing; rewrite SUMMARY.md from the tables already there")
     parser.add_argument("--out-dir", type=Path, default=None,
                         help="results folder (default benchmarks/results, or "
                              "benchmarks/results/quick with --quick)")
@@ -127,7 +130,7 @@ def main() -> int:
     if args.quick and args.out_dir is None:  # development numbers are never committed
         (out_dir / ".gitignore").write_text("*\n")
 
-    runs = {name: run_one(name, args, out_dir) for name in only}
+    runs = {} if args.summary_only else {name: run_one(name, args, out_dir) for name in only}
     summary = write_summary(out_dir, runs, args)
     total = sum(r["seconds"] for r in runs.values())
     failed = [n for n, r in runs.items() if r["returncode"] != 0]

@@ -129,10 +129,11 @@ class Detector:
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """One anomaly score per row of ``X``, ``float64[n]``; higher = more anomalous."""
-        X = self._check_fitted_array(X)
+        X = self._check_fitted_array(X, finite=False)
         out = np.empty(len(X))
         for start, stop, lead in self._chunks(X):
-            out[start:stop] = self._score(X[start - lead : stop])[lead:]
+            chunk = _check_finite(X[start - lead : stop], start - lead)
+            out[start:stop] = self._score(chunk)[lead:]
         return out
 
     def score_channels(self, X: np.ndarray) -> np.ndarray | None:
@@ -140,10 +141,11 @@ class Detector:
         cannot attribute its score to channels."""
         if not self.attributes:
             return None
-        X = self._check_fitted_array(X)
+        X = self._check_fitted_array(X, finite=False)
         out = np.empty(X.shape)
         for start, stop, lead in self._chunks(X):
-            out[start:stop] = self._score_channels(X[start - lead : stop])[lead:]
+            chunk = _check_finite(X[start - lead : stop], start - lead)
+            out[start:stop] = self._score_channels(chunk)[lead:]
         return out
 
     # -- what subclasses write -------------------------------------------------------------
@@ -208,9 +210,9 @@ class Detector:
         for start in range(0, len(X), step):
             yield start, min(start + step, len(X)), min(start, context)
 
-    def _check_fitted_array(self, X: np.ndarray) -> np.ndarray:
+    def _check_fitted_array(self, X: np.ndarray, finite: bool = True) -> np.ndarray:
         self._require_fitted()
-        X = self._check_array(X)
+        X = self._check_array(X, finite)
         if X.shape[1] != self.n_channels_:
             raise DataError(
                 f"{self.name} was fitted on {self.n_channels_} channel(s); got {X.shape[1]}."
@@ -218,7 +220,7 @@ class Detector:
         return X
 
     @staticmethod
-    def _check_array(X: np.ndarray) -> np.ndarray:
+    def _check_array(X: np.ndarray, finite: bool = True) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim == 1:
             X = X[:, None]
@@ -226,10 +228,16 @@ class Detector:
             raise DataError(f"expected a 2-D array of rows x channels; got {X.ndim} dimensions.")
         if X.shape[1] == 0:
             raise DataError("expected at least one channel; got 0 columns.")
-        if not np.isfinite(X).all():
-            row, col = np.argwhere(~np.isfinite(X))[0]
-            raise DataError(
-                f"row {row}, channel {col}: {X[row, col]} is not finite; fill or drop missing "
-                "values first (vigil.read does this for files)."
-            )
-        return X
+        return _check_finite(X) if finite else X
+
+
+def _check_finite(X: np.ndarray, first_row: int = 0) -> np.ndarray:
+    """``X`` itself, or a DataError naming the first non-finite cell; ``first_row`` is the row
+    number of ``X[0]`` in the caller's array, for the message."""
+    if not np.isfinite(X).all():
+        row, col = np.argwhere(~np.isfinite(X))[0]
+        raise DataError(
+            f"row {first_row + row}, channel {col}: {X[row, col]} is not finite; fill or drop "
+            "missing values first (vigil.read does this for files)."
+        )
+    return X
