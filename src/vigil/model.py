@@ -151,13 +151,13 @@ class Model:
         in time order, in blocks that carry the detector's context rows."""
         X = ds.values()[ds.order]
         fn = self.detector.score_channels if channels else self.detector.score
-        context = self.detector._context_rows()
+        before, after = self.detector._context_rows(), self.detector._lookahead_rows()
         scores = np.empty((len(X), X.shape[1]) if channels else len(X))
         for first, last in _series_bounds(ds):
             for start in range(first, last, BLOCK_ROWS):
                 stop = min(start + BLOCK_ROWS, last)
-                lead = min(start - first, context)
-                scores[start:stop] = fn(X[start - lead : stop])[lead:]
+                lead, trail = min(start - first, before), min(last - stop, after)
+                scores[start:stop] = fn(X[start - lead : stop + trail])[lead : lead + stop - start]
                 if progress is not None:
                     progress(stop, len(X))
         out = np.empty_like(scores)

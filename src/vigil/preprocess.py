@@ -35,3 +35,50 @@ def trailing_windows(X: np.ndarray, window: int, dtype: type = np.float64) -> np
     # of a C-contiguous array are contiguous, so (w, d) merges into one axis without a copy.
     views = sliding_window_view(padded, window, axis=0).transpose(0, 2, 1)
     return views.reshape(n, window * d)
+
+
+def dominant_period(x: np.ndarray) -> int:
+    """The series' dominant period in rows (autocorrelation, as TSB-AD's ``find_length_rank``):
+    the window of ``window="auto"``. See :mod:`vigil.evaluation.period`."""
+    from vigil.evaluation.period import dominant_period as period
+
+    return period(x)
+
+
+def subsequences(X: np.ndarray, window: int) -> np.ndarray:
+    """Every window of ``window`` consecutive rows, flattened (oldest row first):
+    ``[n - window + 1, window * d]``, a read-only view (no copy for C-contiguous ``X``).
+
+    Examples:
+        >>> subsequences(np.array([[1.0], [2.0], [3.0]]), 2).tolist()
+        [[1.0, 2.0], [2.0, 3.0]]
+    """
+    X = np.ascontiguousarray(X)
+    if X.ndim == 1:
+        X = X[:, None]
+    n, d = X.shape
+    if not 1 <= window <= n:
+        raise ValueError(f"window {window} must be in [1, {n}] (the rows given).")
+    views = sliding_window_view(X, window, axis=0).transpose(0, 2, 1)
+    return views.reshape(n - window + 1, window * d)
+
+
+def windows_to_points(window_scores: np.ndarray, n: int, window: int) -> np.ndarray:
+    """Point scores from window scores: row ``t`` takes the worst (largest) score of the
+    windows covering it (windows ``t - window + 1 .. t``), so the first and last rows are
+    scored too. ``window_scores[j]`` scores rows ``j .. j + window - 1``.
+
+    Examples:
+        >>> windows_to_points(np.array([0.0, 5.0, 1.0]), 4, 2).tolist()
+        [0.0, 5.0, 5.0, 1.0]
+    """
+    from scipy.ndimage import maximum_filter1d
+
+    window_scores = np.asarray(window_scores, dtype=np.float64)
+    if len(window_scores) != n - window + 1:
+        raise ValueError(f"{len(window_scores)} window scores for {n} rows and window {window}.")
+    padded = np.full(n + window - 1, -np.inf)
+    padded[window - 1 : window - 1 + len(window_scores)] = window_scores
+    # a centred filter of width `window`: output i covers padded[i - window//2 : ... + window]
+    filtered = maximum_filter1d(padded, size=window, mode="constant", cval=-np.inf)
+    return filtered[window // 2 : window // 2 + n]

@@ -131,9 +131,9 @@ class Detector:
         """One anomaly score per row of ``X``, ``float64[n]``; higher = more anomalous."""
         X = self._check_fitted_array(X, finite=False)
         out = np.empty(len(X))
-        for start, stop, lead in self._chunks(X):
-            chunk = _check_finite(X[start - lead : stop], start - lead)
-            out[start:stop] = self._score(chunk)[lead:]
+        for start, stop, lead, trail in self._chunks(X):
+            chunk = _check_finite(X[start - lead : stop + trail], start - lead)
+            out[start:stop] = self._score(chunk)[lead : lead + stop - start]
         return out
 
     def score_channels(self, X: np.ndarray) -> np.ndarray | None:
@@ -143,9 +143,9 @@ class Detector:
             return None
         X = self._check_fitted_array(X, finite=False)
         out = np.empty(X.shape)
-        for start, stop, lead in self._chunks(X):
-            chunk = _check_finite(X[start - lead : stop], start - lead)
-            out[start:stop] = self._score_channels(chunk)[lead:]
+        for start, stop, lead, trail in self._chunks(X):
+            chunk = _check_finite(X[start - lead : stop + trail], start - lead)
+            out[start:stop] = self._score_channels(chunk)[lead : lead + stop - start]
         return out
 
     # -- what subclasses write -------------------------------------------------------------
@@ -161,6 +161,12 @@ class Detector:
     def _context_rows(self) -> int:
         """Rows before a row that its score depends on (``window - 1`` for windowed methods);
         chunks carry that many rows of context so chunked and whole scoring agree exactly."""
+        return 0
+
+    def _lookahead_rows(self) -> int:
+        """Rows after a row that its score depends on: ``window - 1`` where a point takes the
+        worst score of the windows covering it (a stream can score a row only that many rows
+        later). Chunks carry them too."""
         return 0
 
     def _row_bytes(self) -> int:
@@ -204,11 +210,13 @@ class Detector:
             raise NotFittedError(f"This {self.name} detector is not fitted yet: call fit first.")
 
     def _chunks(self, X: np.ndarray):
-        """(start, stop, lead) triples covering X; ``lead`` rows of context precede ``start``."""
-        context = self._context_rows()
+        """(start, stop, lead, trail) covering X: ``lead`` rows of context before ``start`` and
+        ``trail`` rows after ``stop`` go with each chunk."""
+        before, after = self._context_rows(), self._lookahead_rows()
         step = max(1024, self.chunk_bytes // max(1, self._row_bytes()))
         for start in range(0, len(X), step):
-            yield start, min(start + step, len(X)), min(start, context)
+            stop = min(start + step, len(X))
+            yield start, stop, min(start, before), min(len(X) - stop, after)
 
     def _check_fitted_array(self, X: np.ndarray, finite: bool = True) -> np.ndarray:
         self._require_fitted()
