@@ -123,45 +123,43 @@ def agreement() -> dict:
 
 
 def write_markdown(args, window: int, vus: dict, full: dict | None, agree: dict | None) -> None:
+    """The results file: the VUS-PR table, the all-metrics row and the agreement table."""
     m = _measure.machine()
     verdict = "PASS" if vus["ratio"] >= TARGET_SPEEDUP else "MISS"
+    ref_s, ours_s = statistics.median(vus["ref_s"]), statistics.median(vus["ours_s"])
     lines = [
-        f"# Evaluation metrics: VUS-PR on {args.rows:,} rows",
-        "",
-        f"Median of {args.repeats} interleaved repeats on {m['cpu']} ({m['cores']} cores; "
-        f"{m['caches']}), numpy {m['numpy']}, Python {m['python']}, {m['date']}. Reference: "
-        "TSB-AD 1.5 `generate_curve` (what `get_metrics` reports as VUS-PR), same series, "
-        "same run.",
-        "",
-        f"Series: noisy sine (period 100) with 20 labelled events of 50-300 rows; score "
-        f"|x - sine|; sliding window {window} (`dominant_period`, equal to TSB-AD's "
-        "`find_length_rank`); 250 thresholds as in `get_metrics`.",
-        "",
-        "| metric | TSB-AD s | vigil s | speed-up (median of paired ratios) | target | value TSB-AD "
-        "| value vigil |",
+        f"# Evaluation metrics: VUS-PR on {args.rows:,} rows", "",
+        (f"Median of {args.repeats} interleaved repeats on {m['cpu']} ({m['cores']} cores; "
+         f"{m['caches']}), numpy {m['numpy']}, Python {m['python']}, {m['date']}. Reference: "
+         "TSB-AD 1.5 `generate_curve` (what `get_metrics` reports as VUS-PR), same series, "
+         "same run."), "",
+        ("Series: noisy sine (period 100) with 20 labelled events of 50-300 rows; score "
+         f"|x - sine|; sliding window {window} (`dominant_period`, equal to TSB-AD's "
+         "`find_length_rank`); 250 thresholds as in `get_metrics`."), "",
+        ("| metric | TSB-AD s | vigil s | speed-up (median of paired ratios) | target "
+         "| value TSB-AD | value vigil |"),
         "|---|---:|---:|---:|---:|---:|---:|",
-        f"| VUS-PR | {statistics.median(vus['ref_s']):.3f} | "
-        f"{statistics.median(vus['ours_s']):.4f} | {vus['ratio']:.0f}x {verdict} | >= "
-        f"{TARGET_SPEEDUP:.0f}x | {vus['ref_value']:.10f} | {vus['our_value']:.10f} |",
+        (f"| VUS-PR | {ref_s:.3f} | {ours_s:.4f} | {vus['ratio']:.0f}x {verdict} | "
+         f">= {TARGET_SPEEDUP:.0f}x | {vus['ref_value']:.10f} | {vus['our_value']:.10f} |"),
     ]
     if full is not None:
-        lines += [
+        lines.append(
             f"| all nine (`get_metrics` / `evaluate_scores`), 1 run | {full['ref_s']:.2f} | "
             f"{full['ours_s']:.3f} | {full['ref_s'] / full['ours_s']:.0f}x | | max abs "
-            f"difference {full['max_diff']:.1e} | |",
-        ]
+            f"difference {full['max_diff']:.1e} | |")
     if agree is not None:
         lines += [
             "", "## Agreement with TSB-AD 1.5 on shared/datasets", "",
-            f"BASELINES.md protocol (window from channel 0 of the whole series, metrics on rows "
-            f"[T, n)), floors robust_z and random: {agree['runs']} runs on the scored series. "
-            f"`dominant_period` equals `find_length_rank(rank=1)` on {agree['windows_equal']} of "
-            f"{agree['series']} series.", "",
+            ("BASELINES.md protocol (window from channel 0 of the whole series, metrics on "
+             f"rows [T, n)), floors robust_z and random: {agree['runs']} runs on the scored "
+             f"series. `dominant_period` equals `find_length_rank(rank=1)` on "
+             f"{agree['windows_equal']} of {agree['series']} series."), "",
             "| metric | largest abs difference |", "|---|---:|",
             *(f"| {name} | {value:.1e} |" for name, value in agree["worst"].items()),
         ]
-    lines += ["", f"Command: `python benchmarks/bench_metrics.py --rows {args.rows} --repeats "
-              f"{args.repeats}{' --agreement' if args.agreement else ''}`", ""]
+    flags = f"--rows {args.rows} --repeats {args.repeats}"
+    flags += " --agreement" if args.agreement else ""
+    lines += ["", f"Command: `python benchmarks/bench_metrics.py {flags}`", ""]
     RESULTS.write_text("\n".join(lines))
 
 

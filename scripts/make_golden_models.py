@@ -22,6 +22,7 @@ GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "golden"
 CONFIGS = {
     "zscore": {"method": "zscore"},
     "robust_zscore": {"method": "robust_zscore"},
+    "forecast": {"method": "forecast"},
     "iqr": {"method": "iqr"},
     "mahalanobis": {"method": "mahalanobis"},
     "isolation_forest": {"method": "isolation_forest", "n_estimators": 20},

@@ -259,3 +259,6 @@ def main() -> None:
         app()
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         sys.exit(2)
+
+
+from vigil import cli_evaluate  # noqa: E402,F401  (registers `evaluate` and `bench` on app)

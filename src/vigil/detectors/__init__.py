@@ -42,6 +42,11 @@ METHODS: dict[str, MethodInfo] = {
         "vigil.detectors.mahalanobis:Mahalanobis",
         "distance from normal under the channels' joint covariance (sees broken correlations)",
     ),
+    "forecast": MethodInfo(
+        "vigil.detectors.forecast:ForecastResidual",
+        "one-step forecast error (ridge AR or local polynomial) as a robust z-score; causal",
+        needs="window",
+    ),
     "isolation_forest": MethodInfo(
         "vigil.detectors.isolation_forest:IsolationForest",
         "unsupervised Isolation Forest (Liu et al. 2008); optional window of past rows",

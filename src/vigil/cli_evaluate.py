@@ -1,0 +1,172 @@
+"""The ``vigil evaluate`` and ``vigil bench`` commands: how good a method is on labeled data,
+with honest numbers (the TSB-AD metrics, PA-F1 marked optimistic, oracle F1s marked as such,
+and the model's own threshold's precision and recall beside them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from vigil.cli import (ChannelsOpt, DataArg, MethodOpt, ParamOpt, PlotOpt, QuietOpt, ThresholdOpt,
+                       TimeOpt, _fit, _params, _read, _roles, _said, _training_part, app)
+from vigil.cli_output import STATE, fail, out, progress_bar, step, user_errors
+
+
+@app.command()
+def evaluate(
+    data: DataArg,
+    label_column: Annotated[str, typer.Option("--label-column", help="The 0/1 label column.")] = "label",
+    method: MethodOpt = "robust_zscore",
+    threshold: ThresholdOpt = "pot",
+    param: ParamOpt = None,
+    train_rows: Annotated[Optional[int], typer.Option("--train-rows", min=1, help="Fit on the first N rows (time order); evaluate the rest.")] = None,
+    train_until: Annotated[Optional[str], typer.Option("--train-until", help="Fit on rows up to this time (inclusive); evaluate the rest.")] = None,
+    train_fraction: Annotated[Optional[float], typer.Option("--train-fraction", min=0.0, max=1.0, help="Fit on this leading fraction of the rows; evaluate the rest.")] = None,
+    time_column: TimeOpt = None,
+    channels: ChannelsOpt = None,
+    plot_path: PlotOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fit on the training part of labeled DATA, score every row, and print the metrics of the
+    rest: VUS-PR (what TSB-AD ranks by), VUS-ROC, AUC-PR, AUC-ROC, oracle F1s, and the
+    precision and recall of the model's own threshold.
+
+    The training part is --train-rows, --train-until or --train-fraction, or else the
+    train_rows of the file's entry in a manifest.json beside it (shared/datasets format).
+    """
+    STATE["quiet"] = quiet
+    with user_errors():
+        dataset = _read(data, _roles(time_column, channels, label_column, None))
+        if dataset.labels() is None:
+            fail(f"{data}: no label column {label_column!r}")
+        rows = _train_rows(data, dataset, train_rows, train_until, train_fraction)
+        model = _fit(method, threshold, _params(param), _training_part(dataset, rows))
+        with progress_bar(f"Scoring {len(dataset)} rows") as callback:
+            result = model.detect(dataset, progress=callback)
+        report = _metrics(dataset, result, rows)
+        _metrics_table(report, method, rows, len(dataset))
+        if plot_path is not None:
+            from vigil.report import plot
+
+            with step(f"Plotting to {plot_path}"):
+                plot(result, plot_path, title=f"{method}: VUS-PR {report['VUS-PR']:.3f} on rows "
+                     f"{rows}..{len(dataset) - 1} (labeled anomalies shaded)")
+            _said(f"Plot written to {plot_path}")
+
+
+def _train_rows(path: Path, dataset: Any, rows: int | None, until: str | None,
+                fraction: float | None) -> int:
+    """The number of leading rows (time order) to fit on, from exactly one source."""
+    given = [x is not None for x in (rows, until, fraction)]
+    if sum(given) > 1:
+        fail("give only one of --train-rows, --train-until and --train-fraction")
+    n = len(dataset)
+    if rows is not None:
+        chosen = rows
+    elif fraction is not None:
+        chosen = int(round(fraction * n))
+    elif until is not None:
+        import pandas as pd
+
+        if not dataset.time_column:
+            fail(f"{path}: --train-until needs a time column (none found; give --time-column)")
+        times = dataset.frame[dataset.time_column].to_numpy()[dataset.order]
+        try:
+            limit = pd.Timestamp(until).to_datetime64()
+        except ValueError:
+            fail(f"--train-until {until!r} is not a time")
+        chosen = int(np.searchsorted(times, limit, side="right"))
+    else:
+        chosen = _manifest_train_rows(path)
+    if not 2 <= chosen < n:
+        fail(f"{path}: the training part must leave rows to evaluate and have at least 2: got "
+             f"{chosen} training rows of {n}")
+    return chosen
+
+
+def _manifest_train_rows(path: Path) -> int:
+    manifest = Path(path).parent / "manifest.json"
+    if manifest.exists():
+        for entry in json.loads(manifest.read_text()).get("series", []):
+            if entry.get("file") == Path(path).name:
+                return int(entry["train_rows"])
+    fail(f"{path}: say which rows are for training: --train-rows N, --train-until TIME or "
+         "--train-fraction F (or list the file in a manifest.json beside it)")
+    raise AssertionError  # fail() exits
+
+
+def _metrics(dataset: Any, result: Any, rows: int) -> dict[str, float]:
+    """TSB-AD's metrics on the evaluation rows (time order), plus the model's own threshold."""
+    from vigil.evaluation import dominant_period, evaluate_scores
+
+    order = dataset.order
+    score = result["score"].to_numpy()[order]
+    label = dataset.labels()[order]
+    flagged = result["is_anomaly"].to_numpy()[order][rows:]
+    truth = label[rows:] == 1
+    with step("Computing metrics"):
+        window = dominant_period(dataset.values()[order][:, 0])
+        report = dict(evaluate_scores(score[rows:], label[rows:], window))
+    hits = int(np.sum(flagged & truth))
+    report["precision @ threshold"] = hits / max(int(flagged.sum()), 1)
+    report["recall @ threshold"] = hits / max(int(truth.sum()), 1)
+    report["sliding window"] = window
+    return report
+
+
+def _metrics_table(report: dict[str, float], method: str, rows: int, n: int) -> None:
+    from vigil.evaluation.metrics import ORACLE_NOTE
+    from vigil.evaluation.range_based import POINT_ADJUST_NOTE
+
+    if STATE["quiet"]:
+        out.print(json.dumps({k: float(v) for k, v in report.items()}))
+        return
+    out.print(f"{method}: fitted on rows 0..{rows - 1}, evaluated on {rows}..{n - 1}",
+              soft_wrap=True)
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in report.items():
+        shown = f"{name} (optimistic)" if name == "PA-F1" else name
+        table.add_row(shown, f"{value:.4f}" if isinstance(value, float) else str(value))
+    out.print(table)
+    out.print(f"[dim]{POINT_ADJUST_NOTE}\n{ORACLE_NOTE}[/dim]")
+
+
+@app.command()
+def bench(
+    folder: Annotated[Path, typer.Argument(help="A folder of labeled series with manifest.json (shared/datasets format), or a folder of such collections.", show_default=False)],
+    methods: Annotated[str, typer.Option("--methods", help="Comma-separated methods, parameters in brackets: iqr,isolation_forest(window=10).")] = "zscore,robust_zscore,iqr,mahalanobis,isolation_forest",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes in parallel.")] = max(1, (os.cpu_count() or 2)),
+    timeout: Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds one method may take on one series before it is stopped.")] = 180.0,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for series.csv and summary.md.")] = Path("vigil-bench"),
+    quiet: QuietOpt = False,
+) -> None:
+    """Run methods on every labeled series of FOLDER under the BASELINES.md protocol and write
+    per-series results and per-collection tables (VUS-PR, VUS-ROC, AUC-PR, AUC-ROC, event and
+    range F1, seconds per million rows). Failures and timeouts are listed, never fatal."""
+    STATE["quiet"] = quiet
+    with user_errors():
+        from vigil.evaluation.bench import discover, parse_methods, run_bench, write_results
+
+        series = discover(folder)
+        chosen = parse_methods(methods)
+        with progress_bar(f"{len(chosen)} methods x {len(series)} series") as callback:
+            results = run_bench(series, chosen, jobs=jobs, timeout=timeout, progress=callback)
+        command = "vigil bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else \
+            f"vigil bench {folder} --methods {methods}"
+        summary = write_results(results, out_dir, command)
+        failed = results[results["status"] != "ok"]
+        if not STATE["quiet"]:
+            out.print(summary.read_text())
+            for _, row in failed.iterrows():
+                out.print(f"[yellow]{row['status']}[/yellow] {row['method']} on "
+                          f"{row['collection']}/{row['series']}: {row.get('error', '')}")
+        _said(f"Per-series results: {out_dir / 'series.csv'}; tables: {summary}")

@@ -1,0 +1,276 @@
+"""``vigil bench``: every method on every labeled series of a folder, under the exact protocol
+of ``shared/datasets/BASELINES.md`` so a vigil row sits beside a public tool's row.
+
+Protocol per series (a CSV listed in a collection's ``manifest.json``): channels = every column
+but ``timestamp`` and ``label``; fit on rows ``[0, train_rows)``, score all rows, and compute the
+TSB-AD metrics on rows ``[train_rows, n)`` with ``sliding_window = dominant_period`` of the first
+channel over the whole series. Series without anomaly rows are not scored. Each (method, series)
+runs in its own process on one CPU thread, with a wall-time limit; once a method times out on a series of r rows,
+it is not started on series of the same collection with at least r rows (counted as timeouts).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import multiprocessing.connection
+import re
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vigil.errors import ConfigError, DataError
+
+#: Metrics of the aggregate tables, in BASELINES.md's order.
+TABLE_METRICS = ("VUS-PR", "VUS-ROC", "AUC-PR", "AUC-ROC", "Event-based-F1", "R-based-F1", "PA-F1")
+
+
+@dataclass(frozen=True)
+class Series:
+    """One labeled series of a collection, as its manifest describes it."""
+
+    collection: str
+    path: str
+    rows: int
+    train_rows: int
+    anomaly_rows: int
+    category: str = ""
+
+
+def discover(folder: str | Path) -> list[Series]:
+    """The series of ``folder``: a collection (with ``manifest.json``) or a folder of them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder of labeled series")
+    manifests = [folder / "manifest.json"] if (folder / "manifest.json").exists() else sorted(
+        folder.glob("*/manifest.json"))
+    if not manifests:
+        raise DataError(f"{folder}: no manifest.json in it or its subfolders (see "
+                        "shared/datasets/README.md for the format)")
+    found = []
+    for manifest in manifests:
+        meta = json.loads(manifest.read_text())
+        name = meta.get("name", manifest.parent.name)
+        for entry in meta["series"]:
+            found.append(Series(name, str(manifest.parent / entry["file"]), int(entry["rows"]),
+                                int(entry["train_rows"]), int(entry["anomaly_rows"]),
+                                entry.get("category", "")))
+    return found
+
+
+def parse_methods(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """``"iqr,isolation_forest(window=10,n_estimators=50)"`` -> [(name, params), ...]."""
+    from vigil.detectors import METHODS
+
+    methods = []
+    for item in re.findall(r"[^,(]+(?:\([^)]*\))?", text):
+        item = item.strip()
+        match = re.fullmatch(r"([A-Za-z_]\w*)(?:\((.*)\))?", item)
+        if not match or match.group(1) not in METHODS:
+            raise ConfigError(f"--methods: {item!r} is not a method (choose from "
+                              f"{', '.join(METHODS)}; parameters as name(key=value,...)).")
+        params = {}
+        for pair in filter(None, (p.strip() for p in (match.group(2) or "").split(","))):
+            key, _, value = pair.partition("=")
+            params[key.strip()] = _literal(value.strip())
+        methods.append((match.group(1), params))
+    return methods
+
+
+def _literal(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return None if text.lower() == "none" else text
+
+
+def method_label(name: str, params: dict[str, Any]) -> str:
+    """How a configured method is named in the tables."""
+    return name + (f"({','.join(f'{k}={v}' for k, v in params.items())})" if params else "")
+
+
+def run_series(series: Series, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Fit on the training rows, score all rows, evaluate the rest (the BASELINES protocol)."""
+    from vigil.detectors import make_detector
+    from vigil.evaluation import dominant_period, evaluate_scores
+
+    frame = pd.read_csv(series.path)
+    data = frame.drop(columns=["timestamp", "label"]).to_numpy(np.float64)
+    label = frame["label"].to_numpy()
+    detector = make_detector(name, **params)
+    start = time.perf_counter()
+    detector.fit(data[: series.train_rows])
+    fitted = time.perf_counter()
+    score = detector.score(data)
+    scored = time.perf_counter()
+    window = dominant_period(data[:, 0])
+    metrics = evaluate_scores(score[series.train_rows:], label[series.train_rows:], window)
+    return {**metrics, "fit_s": fitted - start, "score_s": scored - fitted,
+            "sliding_window": int(window)}
+
+
+def _child(conn: Any, series: Series, name: str, params: dict[str, Any]) -> None:
+    try:
+        _one_thread_and_warm(name, params)
+        conn.send(("ok", run_series(series, name, params)))
+    except Exception as exc:  # reported as this series' error, the bench goes on
+        conn.send(("error", f"{type(exc).__name__}: {exc}".splitlines()[0],
+                   traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def _one_thread_and_warm(name: str, params: dict[str, Any]) -> None:
+    """One CPU thread per run, as the BASELINES.md timings; then fit and score a tiny series
+    once, so one-time costs of a fresh process (imports, numba's compiled-code cache) are not
+    counted as the series' fit and score time."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except ImportError:
+        pass
+    from vigil.detectors import make_detector
+
+    warm = np.sin(np.arange(256, dtype=np.float64) / 5)[:, None]
+    try:
+        make_detector(name, **params).fit(warm).score(warm)
+    except Exception:  # the real run reports the method's own error
+        pass
+
+
+@dataclass
+class _Task:
+    series: Series
+    name: str
+    params: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return method_label(self.name, self.params)
+
+
+def run_bench(series: list[Series], methods: list[tuple[str, dict[str, Any]]], *, jobs: int = 2,
+              timeout: float = 180.0,
+              progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """Run every method on every series with anomalies, ``jobs`` processes at a time, each
+    stopped after ``timeout`` seconds; one row per (method, series), failures included."""
+    scored = [s for s in series if s.anomaly_rows > 0]
+    tasks = [_Task(s, name, params) for name, params in methods
+             for s in sorted(scored, key=lambda s: (s.collection, s.rows, s.path))]
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["numpy", "pandas", "scipy.stats", "sklearn.ensemble",
+                                    "vigil.detectors", "vigil.evaluation"])
+    timed_out: dict[tuple[str, str], int] = {}  # (method, collection) -> fewest rows timed out
+    rows, pending, running = [], list(reversed(tasks)), {}
+    while pending or running:
+        while pending and len(running) < jobs:
+            task = pending.pop()
+            limit = timed_out.get((task.label, task.series.collection))
+            if limit is not None and task.series.rows >= limit:
+                rows.append(_row(task, "timeout", error="skipped: timed out on a shorter series"))
+                continue
+            parent, child = context.Pipe(duplex=False)
+            process = context.Process(target=_child, args=(child, task.series, task.name,
+                                                           task.params), daemon=True)
+            process.start()
+            child.close()
+            running[parent] = (process, task, time.monotonic())
+        for conn in multiprocessing.connection.wait(list(running), timeout=0.25):
+            process, task, _ = running.pop(conn)
+            rows.append(_receive(conn, task))
+            process.join()
+        for conn, (process, task, started) in list(running.items()):
+            if time.monotonic() - started > timeout:
+                process.kill()
+                process.join()
+                running.pop(conn)
+                key = (task.label, task.series.collection)
+                timed_out[key] = min(timed_out.get(key, task.series.rows), task.series.rows)
+                rows.append(_row(task, "timeout", error=f"stopped after {timeout:g} s"))
+        if progress is not None:
+            progress(len(rows), len(tasks))
+    return pd.DataFrame(rows)
+
+
+def _receive(conn: Any, task: _Task) -> dict[str, Any]:
+    try:
+        message = conn.recv()
+    except EOFError:  # the process died (out of memory, a crash in native code)
+        return _row(task, "error", error="the process died without a result")
+    if message[0] == "ok":
+        return _row(task, "ok", **message[1])
+    return _row(task, "error", error=message[1])
+
+
+def _row(task: _Task, status: str, **values: Any) -> dict[str, Any]:
+    series = task.series
+    return {"collection": series.collection, "series": Path(series.path).name,
+            "category": series.category, "rows": series.rows, "method": task.label,
+            "status": status, **values}
+
+
+def summarize(results: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per collection: one row per method with each metric's mean over the series it scored,
+    fit and score seconds per million rows, and counts of ok / timeouts / errors."""
+    tables = {}
+    for collection, group in results.groupby("collection", sort=True):
+        table = []
+        for method, runs in group.groupby("method", sort=False):
+            ok = runs[runs["status"] == "ok"]
+            row: dict[str, Any] = {"method": method}
+            for metric in TABLE_METRICS:
+                row[metric] = ok[metric].mean() if len(ok) else np.nan
+            per_million = 1e6 / ok["rows"] if len(ok) else np.nan
+            row["fit s/M rows"] = (ok["fit_s"] * per_million).median() if len(ok) else np.nan
+            row["score s/M rows"] = (ok["score_s"] * per_million).median() if len(ok) else np.nan
+            row["n ok / series"] = f"{len(ok)} / {len(runs)}"
+            row["timeouts"] = int((runs["status"] == "timeout").sum())
+            row["errors"] = int((runs["status"] == "error").sum())
+            table.append(row)
+        tables[collection] = pd.DataFrame(table).sort_values("VUS-PR", ascending=False)
+    return tables
+
+
+def markdown(tables: dict[str, pd.DataFrame], command: str) -> str:
+    """The aggregate tables as Markdown, with the command that made them."""
+    from vigil.evaluation.range_based import POINT_ADJUST_NOTE
+
+    lines = ["# vigil bench", "", f"Command: `{command}`", "",
+             "Protocol: shared/datasets/BASELINES.md (fit on the manifest's train_rows, metrics "
+             "on the rest, TSB-AD 1.5 metric definitions). F1-type metrics use an oracle "
+             f"threshold. {POINT_ADJUST_NOTE}", ""]
+    for collection, table in tables.items():
+        shown = table.rename(columns={"PA-F1": "PA-F1 (optimistic)"})
+        header = list(shown.columns)
+        lines += [f"## {collection}", "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * len(header)]
+        for _, row in shown.iterrows():
+            cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_results(results: pd.DataFrame, out_dir: str | Path, command: str) -> Path:
+    """Write ``series.csv`` (one row per method and series) and ``summary.md``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results.to_csv(out_dir / "series.csv", index=False)
+    (out_dir / "summary.md").write_text(markdown(summarize(results), command))
+    return out_dir / "summary.md"
+
+
+__all__ = ["Series", "discover", "markdown", "method_label", "parse_methods", "run_bench",
+           "run_series", "summarize", "write_results"]
