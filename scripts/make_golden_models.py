@@ -24,6 +24,8 @@ CONFIGS = {
     "robust_zscore": {"method": "robust_zscore"},
     "forecast": {"method": "forecast"},
     "iqr": {"method": "iqr"},
+    "subsequence_pca": {"method": "subsequence_pca"},
+    "subsequence_kmeans": {"method": "subsequence_kmeans"},
     "mahalanobis": {"method": "mahalanobis"},
     "isolation_forest": {"method": "isolation_forest", "n_estimators": 20},
     "isolation_forest_window": {"method": "isolation_forest", "n_estimators": 20, "window": 8},

@@ -298,7 +298,8 @@ class POT(Threshold):
         return d["initial"] + d["scale"] / d["shape"] * math.expm1(-d["shape"] * math.log(ratio))
 
     def _tail_value(self, scores: np.ndarray, params: dict[str, float]) -> float:
-        initial = float(np.quantile(scores, params["level"]))
+        """Siffer's threshold from the tail of ``scores`` (sorted ascending)."""
+        initial = self._initial(scores, params["level"])
         peaks = scores[scores > initial] - initial
         if peaks.size < self.MIN_PEAKS:
             raise _CannotFit(f"only {peaks.size} of {scores.size} training scores lie above the "
@@ -319,6 +320,22 @@ class POT(Threshold):
         self.details_.update(initial=initial, shape=shape, scale=scale, n_peaks=int(peaks.size))
         # Guard: risk >= N_t/n extrapolates below t; overflow gives inf. Both fall back to t.
         return value if math.isfinite(value) and value >= initial else initial
+
+
+    def _initial(self, ordered: np.ndarray, level: float) -> float:
+        """The ``level`` quantile, lowered to the next distinct score below while ties leave
+        fewer than MIN_PEAKS scores above it, or only equal ones (windowed detectors give
+        flat runs of equal scores: a row takes the worst of the windows covering it)."""
+        initial = float(np.quantile(ordered, level))
+        n = ordered.size
+        while True:
+            above = n - int(np.searchsorted(ordered, initial, side="right"))
+            if above >= self.MIN_PEAKS and ordered[-1] != ordered[n - above]:
+                return initial
+            below = int(np.searchsorted(ordered, initial, side="left"))
+            if below == 0:
+                return initial
+            initial = float(ordered[below - 1])
 
 
 THRESHOLDS: dict[str, type[Threshold]] = {cls.name: cls for cls in (POT, Quantile, Sigma, Fixed)}

@@ -47,6 +47,16 @@ METHODS: dict[str, MethodInfo] = {
         "one-step forecast error (ridge AR or local polynomial) as a robust z-score; causal",
         needs="window",
     ),
+    "subsequence_pca": MethodInfo(
+        "vigil.detectors.subsequence_pca:SubsequencePCA",
+        "reconstruction error of each window on the training windows' principal components",
+        needs="window (auto)",
+    ),
+    "subsequence_kmeans": MethodInfo(
+        "vigil.detectors.subsequence_kmeans:SubsequenceKMeans",
+        "distance of each window to the nearest k-means centre of the training windows",
+        needs="window (auto)",
+    ),
     "isolation_forest": MethodInfo(
         "vigil.detectors.isolation_forest:IsolationForest",
         "unsupervised Isolation Forest (Liu et al. 2008); optional window of past rows",
