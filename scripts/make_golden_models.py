@@ -6,11 +6,12 @@ loads each file with the current vigil and checks it still gives those scores, s
 format and the scores stay stable across versions. Run this only when a change of scores or
 format is intended, and say why in the commit.
 
-    python scripts/make_golden_models.py
+    python scripts/make_golden_models.py [NAME ...]    # all, or only the named ones
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,12 @@ import vigil
 
 GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "golden"
 CONFIGS = {
+    "auto": {"method": "auto"},
     "zscore": {"method": "zscore"},
     "robust_zscore": {"method": "robust_zscore"},
     "forecast": {"method": "forecast"},
     "iqr": {"method": "iqr"},
+    "matrix_profile": {"method": "matrix_profile"},
     "subsequence_pca": {"method": "subsequence_pca"},
     "subsequence_kmeans": {"method": "subsequence_kmeans"},
     "mahalanobis": {"method": "mahalanobis"},
@@ -50,6 +53,8 @@ def main() -> None:
     data = frame()
     data.to_csv(GOLDEN / "input.csv", index=False)
     for name, config in CONFIGS.items():
+        if sys.argv[1:] and name not in sys.argv[1:]:
+            continue
         params = dict(config)
         model = vigil.Model(params.pop("method"), **params).fit(GOLDEN / "input.csv")
         model.save(GOLDEN / f"{name}.vigil")

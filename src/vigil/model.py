@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from vigil import io
-from vigil.detectors import DEFAULT_METHOD, make_detector
+from vigil.detectors import DEFAULT_METHOD, Detector, make_detector
 from vigil.errors import DataError, NotFittedError
 from vigil.thresholds import Threshold, make_threshold
 
@@ -83,7 +83,10 @@ class Model:
         self.channels_ = list(ds.channels)
         self.time_column_ = ds.time_column
         self.series_column_ = ds.series_column
-        train_scores = self._score_dataset(ds)
+        if type(self.detector).training_scores is Detector.training_scores:
+            train_scores = self._score_dataset(ds)  # per series, in blocks
+        else:
+            train_scores = self.detector.training_scores(X)
         self.threshold.fit(train_scores, fallback=self.detector.natural_threshold)
         self.training_ = _summary(ds, train_scores)
         return self

@@ -26,6 +26,11 @@ class MethodInfo:
 
 
 METHODS: dict[str, MethodInfo] = {
+    "auto": MethodInfo(
+        "vigil.detectors.auto:Auto",
+        "ensemble of forecast, subsequence k-means and robust z-score, chosen by evidence",
+        needs="window (auto)",
+    ),
     "zscore": MethodInfo(
         "vigil.detectors.statistical:ZScore",
         "two-sided z-score |x - mean| / std per channel",
@@ -55,6 +60,11 @@ METHODS: dict[str, MethodInfo] = {
     "subsequence_kmeans": MethodInfo(
         "vigil.detectors.subsequence_kmeans:SubsequenceKMeans",
         "distance of each window to the nearest k-means centre of the training windows",
+        needs="window (auto)",
+    ),
+    "matrix_profile": MethodInfo(
+        "vigil.detectors.matrix_profile:MatrixProfile",
+        "matrix-profile discords: z-normalised distance of each window to its nearest training window",
         needs="window (auto)",
     ),
     "isolation_forest": MethodInfo(

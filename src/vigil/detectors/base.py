@@ -148,6 +148,14 @@ class Detector:
             out[start:stop] = self._score_channels(chunk)[lead : lead + stop - start]
         return out
 
+    def training_scores(self, X: np.ndarray) -> np.ndarray:
+        """The scores of the training rows ``X`` that a threshold is fitted on: ``score(X)``.
+
+        A method whose training rows score trivially overrides this with out-of-sample scores
+        (a nearest-neighbour distance to the training windows is 0 on those windows).
+        """
+        return self.score(X)
+
     # -- what subclasses write -------------------------------------------------------------
     def _fit(self, X: np.ndarray) -> None:
         raise NotImplementedError

@@ -59,10 +59,9 @@ class ForecastResidual(Detector):
     **Causal**, unlike the windowed detectors that give a row the worst of the windows covering
     it: a one-step forecast error belongs to the row it predicts, so row ``t``'s score depends on
     rows ``t - window - smooth + 1 .. t`` only (a stream scores a row as it arrives; there is no
-    lookahead). The first ``window`` rows of a series are forecast from a history padded by
-    repeating row 0, so they are scored too; data shorter than the window is scored the same way.
-    A padded history is a poor forecast of a moving series, so those first rows can score high:
-    score from a point with ``window`` rows of history before it where that matters.
+    lookahead). The first ``window`` rows of a series have no full history to be forecast from:
+    their residual is taken as 0 (no evidence either way), so they are scored, never flagged for
+    being first; data shorter than the window is scored the same way.
 
     ``natural_threshold`` = 3.5, the modified z-score cut-off of Iglewicz & Hoaglin (1993): both
     scores are z-scores (robust for ``smooth=1``; of a mean, by the central limit theorem, for
@@ -162,8 +161,8 @@ class ForecastResidual(Detector):
     # -- score -------------------------------------------------------------------------------
     def _residuals(self, Z: np.ndarray) -> np.ndarray:
         """Forecast errors of the standardised rows ``Z``, ``[n, d]``: row t predicted from rows
-        t-w..t-1, the rows before the first padded with row 0. Multiply-adds in a fixed order,
-        so a row's residual does not depend on where its chunk starts (chunked == whole)."""
+        t-w..t-1; the first w rows, which have no full history, get residual 0. Multiply-adds in
+        a fixed order, so a row's residual does not depend on where its chunk starts."""
         w = self.window_
         n, d = Z.shape
         padded = np.empty((n + w, d), order="F")  # column-major: each channel contiguous
@@ -179,6 +178,7 @@ class ForecastResidual(Detector):
                 np.multiply(column[k : k + n], self.coef_[j, k], out=term)
                 prediction += term
             np.subtract(Z[:, j], prediction, out=prediction)
+        out[:w] = 0.0  # no full history yet: nothing to judge them by, so no evidence either way
         return out
 
     def _score_channels(self, X: np.ndarray) -> np.ndarray:
