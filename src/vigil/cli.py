@@ -15,6 +15,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from vigil import __version__
+from vigil.detectors import DEFAULT_METHOD
 from vigil.cli_output import (STATE, anomaly_table, fail, methods_table, out, progress_bar, step,
                               user_errors)
 
@@ -153,7 +154,7 @@ def _said(text: str) -> None:
 @app.command()
 def detect(
     data: DataArg,
-    method: MethodOpt = "robust_zscore",
+    method: MethodOpt = DEFAULT_METHOD,
     threshold: ThresholdOpt = "pot",
     param: ParamOpt = None,
     train_rows: TrainRowsOpt = None,
@@ -182,7 +183,7 @@ def detect(
 def train(
     data: DataArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the model (.vigil).")],
-    method: MethodOpt = "robust_zscore",
+    method: MethodOpt = DEFAULT_METHOD,
     threshold: ThresholdOpt = "pot",
     param: ParamOpt = None,
     train_rows: TrainRowsOpt = None,

@@ -14,6 +14,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from vigil.detectors import DEFAULT_METHOD
 from vigil.cli import (ChannelsOpt, DataArg, MethodOpt, ParamOpt, PlotOpt, QuietOpt, ThresholdOpt,
                        TimeOpt, _fit, _params, _read, _roles, _said, _training_part, app)
 from vigil.cli_output import STATE, fail, out, progress_bar, step, user_errors
@@ -23,7 +24,7 @@ from vigil.cli_output import STATE, fail, out, progress_bar, step, user_errors
 def evaluate(
     data: DataArg,
     label_column: Annotated[str, typer.Option("--label-column", help="The 0/1 label column.")] = "label",
-    method: MethodOpt = "robust_zscore",
+    method: MethodOpt = DEFAULT_METHOD,
     threshold: ThresholdOpt = "pot",
     param: ParamOpt = None,
     train_rows: Annotated[Optional[int], typer.Option("--train-rows", min=1, help="Fit on the first N rows (time order); evaluate the rest.")] = None,

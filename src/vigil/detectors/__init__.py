@@ -28,7 +28,7 @@ class MethodInfo:
 METHODS: dict[str, MethodInfo] = {
     "auto": MethodInfo(
         "vigil.detectors.auto:Auto",
-        "ensemble of forecast, subsequence k-means and robust z-score, chosen by evidence",
+        "ensemble chosen by evidence: windowed shape models, forecast residual, robust z-score",
         needs="window (auto)",
     ),
     "zscore": MethodInfo(
@@ -37,7 +37,7 @@ METHODS: dict[str, MethodInfo] = {
     ),
     "robust_zscore": MethodInfo(
         "vigil.detectors.statistical:RobustZScore",
-        "robust z-score |x - median| / (1.4826 MAD) per channel; the default",
+        "robust z-score |x - median| / (1.4826 MAD) per channel",
     ),
     "iqr": MethodInfo(
         "vigil.detectors.statistical:IQR",
@@ -74,7 +74,7 @@ METHODS: dict[str, MethodInfo] = {
     ),
 }
 
-DEFAULT_METHOD = "robust_zscore"
+DEFAULT_METHOD = "auto"
 
 
 def get_class(method: str) -> type[Detector]:

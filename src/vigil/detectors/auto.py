@@ -1,19 +1,22 @@
-"""``auto``: vigil's default method, an ensemble of complementary detectors chosen by evidence
-on labeled sensor and metric series (``benchmarks/results/bench``): each member's score is put
-on a common scale by its own training scores (robust z-score: median and MAD), and the row's
-score is the mean over members.
+"""``auto``: vigil's default method, chosen by evidence on the labeled series of
+``shared/datasets`` (``benchmarks/choose_auto.py``): an ensemble whose members' scores are put on
+one scale by their own training scores (robust z-score: median and MAD), combined by a rule
+that depends only on the shape of the data:
 
-The members see different things: a forecast residual catches values wrong for their place in
-the curve, subsequence k-means catches windows of a shape never seen in training, and the
-robust z-score catches values out of the channel's range. The same rule applies to any input;
-nothing is keyed to a file, a collection or a label. Training parts too short for windowed
-models (under ``MIN_WINDOWED_ROWS`` rows) use the row-wise members alone, with a warning.
+- one channel: the largest of subsequence k-means, subsequence PCA and the forecast residual
+  (windows of a shape never seen, or of a level never seen, or values wrong for their place in
+  the curve: whichever member is most surprised speaks);
+- several channels: the mean of subsequence PCA and the robust z-score (shape per channel,
+  plus each channel's range).
+
+Nothing is keyed to a file, a collection or a label. Training parts too short for windowed
+models (under ``MIN_WINDOWED_ROWS`` rows) use the robust z-score alone, with a warning.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -21,18 +24,21 @@ from vigil.detectors.base import Detector, Param
 from vigil.detectors.statistical import MAD_TO_SIGMA, _floor_scale
 from vigil.errors import FitWarning
 
-#: (method, parameters, windowed) of each member, in a fixed order (the model file relies on it).
-MEMBERS: tuple[tuple[str, dict[str, Any], bool], ...] = (
-    ("forecast", {}, True),
-    ("subsequence_kmeans", {}, True),
-    ("robust_zscore", {}, False),
-)
+#: Every member method, in a fixed order (the model file's ``use_`` mask relies on it).
+MEMBERS = ("subsequence_kmeans", "subsequence_pca", "forecast", "robust_zscore")
+WINDOWED = {"subsequence_kmeans", "subsequence_pca", "forecast"}
+#: channels -> (members, how their scores combine); see the module docstring for the evidence.
+RULES = {
+    "one channel": (("subsequence_kmeans", "subsequence_pca", "forecast"), "max"),
+    "several channels": (("subsequence_pca", "robust_zscore"), "mean"),
+    "short": (("robust_zscore",), "mean"),
+}
 #: Ten windows of the windowed members' smallest window (6 rows): fewer rows cannot fit them.
 MIN_WINDOWED_ROWS = 60
 
 
 class Auto(Detector):
-    """Mean of the members' robust z-scored scores (see the module docstring).
+    """An ensemble of robust z-scored member scores (see the module docstring).
 
     Examples:
         >>> import numpy as np
@@ -48,34 +54,43 @@ class Auto(Detector):
     attributes: ClassVar[bool] = True
     params = {"window": Param("auto", int, low=2, allow_auto=True), "random_state": Param(0, int)}
 
+    @property
+    def natural_threshold(self) -> float | None:  # type: ignore[override]
+        """The robust z-score's 3.5 when it stands alone (short training data); otherwise
+        none (an ensemble score has no textbook cut-off: the threshold is fitted)."""
+        if getattr(self, "use_", None) is not None and self.use_.sum() == 1 and self.use_[-1]:
+            return 3.5
+        return None
+
     def _make_members(self) -> list[Detector]:
-        from vigil.detectors import make_detector
+        from vigil.detectors import get_class, make_detector
 
         members = []
-        for method, params, windowed in MEMBERS:
-            chosen = dict(params)
-            if windowed:
-                chosen["window"] = self.window
-            if "random_state" in _param_names(method):
-                chosen["random_state"] = self.random_state
+        for method in MEMBERS:
+            names = set(get_class(method).params)
+            chosen = {k: v for k, v in (("window", self.window),
+                                         ("random_state", self.random_state)) if k in names}
             members.append(make_detector(method, **chosen))
         return members
 
     def _fit(self, X: np.ndarray) -> None:
+        rule = "one channel" if X.shape[1] == 1 else "several channels"
+        if len(X) < MIN_WINDOWED_ROWS:
+            warnings.warn(f"auto: {len(X)} training rows are too few for windowed models "
+                          f"(needs >= {MIN_WINDOWED_ROWS}); using robust_zscore alone",
+                          FitWarning, stacklevel=3)
+            rule = "short"
+        chosen, combine = RULES[rule]
+        self.use_ = np.array([m in chosen for m in MEMBERS], dtype=np.int8)
+        self.combine_max_ = int(combine == "max")
         members = self._make_members()
-        use = np.array([not windowed or len(X) >= MIN_WINDOWED_ROWS for *_, windowed in MEMBERS])
-        if not use.all():
-            skipped = ", ".join(m for (m, *_), u in zip(MEMBERS, use) if not u)
-            warnings.warn(f"auto: {len(X)} training rows are too few for {skipped} (needs >= "
-                          f"{MIN_WINDOWED_ROWS}); using the other members alone", FitWarning,
-                          stacklevel=3)
-        self.use_ = use.astype(np.int8)
         centers, scales = np.zeros(len(MEMBERS)), np.ones(len(MEMBERS))
         for i, member in enumerate(members):
-            if use[i]:
+            if self.use_[i]:
                 train = member.fit(X).score(X)
-                centers[i] = np.median(train)
-                scales[i] = MAD_TO_SIGMA * np.median(np.abs(train - centers[i]))
+                if rule != "short":  # alone, a member keeps its own scale and cut-off
+                    centers[i] = np.median(train)
+                    scales[i] = MAD_TO_SIGMA * np.median(np.abs(train - centers[i]))
         self.center_ = centers
         self.scale_ = _floor_scale(scales, centers)
         self._members = members
@@ -83,18 +98,18 @@ class Auto(Detector):
     def _active(self) -> list[tuple[int, Detector]]:
         return [(i, m) for i, m in enumerate(self._members) if self.use_[i]]
 
+    def _combine(self, parts: list[np.ndarray]) -> np.ndarray:
+        if self.combine_max_:
+            return np.maximum.reduce(parts)
+        return np.mean(parts, axis=0)
+
     def _score(self, X: np.ndarray) -> np.ndarray:
-        total = np.zeros(len(X))
-        for i, member in self._active():
-            total += (member.score(X) - self.center_[i]) / self.scale_[i]
-        return total / len(self._active())
+        return self._combine([(m.score(X) - self.center_[i]) / self.scale_[i]
+                              for i, m in self._active()])
 
     def _score_channels(self, X: np.ndarray) -> np.ndarray:
-        total = np.zeros(X.shape)
-        for i, member in self._active():
-            parts = member.score_channels(X)
-            total += (parts - self.center_[i]) / self.scale_[i]
-        return total / len(self._active())
+        return self._combine([(m.score_channels(X) - self.center_[i]) / self.scale_[i]
+                              for i, m in self._active()])
 
     def _context_rows(self) -> int:
         return max(m._context_rows() for _, m in self._active())
@@ -119,8 +134,3 @@ class Auto(Detector):
             member.set_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         return self
 
-
-def _param_names(method: str) -> set[str]:
-    from vigil.detectors import get_class
-
-    return set(get_class(method).params)
