@@ -36,6 +36,7 @@ LabelOpt = Annotated[Optional[str], typer.Option("--label-column", help="0/1 lab
 SeriesOpt = Annotated[Optional[str], typer.Option("--series-column", help="Column naming the series (machine, host) when a file holds several; each is scored on its own.")]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", "-O", help="Write every row's score to this file (.csv, .parquet or .jsonl).")]
 PlotOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG: each channel with anomalies in red, the score and threshold beneath.")]
+ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Write a self-contained HTML report: plots, threshold, a table of anomaly events, metrics.")]
 ShowOpt = Annotated[int, typer.Option("--show", help="Anomalous rows to print in the table (all rows go to --out).")]
 FailOpt = Annotated[bool, typer.Option("--fail-on-anomaly", help="Exit with code 1 when any anomaly is found (for scripts and CI).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print no table or progress; errors and warnings still go to stderr.")]
@@ -125,7 +126,7 @@ def _fit(method: str, threshold: str, params: dict[str, Any], data: Any) -> Any:
 
 
 def _report(model: Any, data: Any, out_path: Path | None, plot_path: Path | None, show: int,
-            fail_on_anomaly: bool) -> None:
+            fail_on_anomaly: bool, report_path: Path | None = None) -> None:
     """Score every row, print the table, write the scores file and plot; set the exit code."""
     with progress_bar(f"Scoring {len(data)} rows") as callback:
         result = model.detect(data, progress=callback)
@@ -142,6 +143,12 @@ def _report(model: Any, data: Any, out_path: Path | None, plot_path: Path | None
         with step(f"Plotting to {plot_path}"):
             plot(result, plot_path)
         _said(f"Plot written to {plot_path}")
+    if report_path is not None:
+        from vigil.report_html import write_report
+
+        with step(f"Writing report {report_path}"):
+            write_report(result, report_path, model=model, source=data.source)
+        _said(f"Report written to {report_path}")
     if fail_on_anomaly and bool(result["is_anomaly"].any()):
         raise typer.Exit(1)
 
@@ -164,6 +171,7 @@ def detect(
     series_column: SeriesOpt = None,
     out_path: OutOpt = None,
     plot_path: PlotOpt = None,
+    report_path: ReportOpt = None,
     show: ShowOpt = 20,
     fail_on_anomaly: FailOpt = False,
     quiet: QuietOpt = False,
@@ -176,7 +184,7 @@ def detect(
     with user_errors():
         dataset = _read(data, _roles(time_column, channels, label_column, series_column))
         model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows))
-        _report(model, dataset, out_path, plot_path, show, fail_on_anomaly)
+        _report(model, dataset, out_path, plot_path, show, fail_on_anomaly, report_path)
 
 
 @app.command()

@@ -15,8 +15,8 @@ import typer
 from rich.table import Table
 
 from vigil.detectors import DEFAULT_METHOD
-from vigil.cli import (ChannelsOpt, DataArg, MethodOpt, ParamOpt, PlotOpt, QuietOpt, ThresholdOpt,
-                       TimeOpt, _fit, _params, _read, _roles, _said, _training_part, app)
+from vigil.cli import (ChannelsOpt, DataArg, MethodOpt, ParamOpt, PlotOpt, QuietOpt, ReportOpt,
+                       ThresholdOpt, TimeOpt, _fit, _params, _read, _roles, _said, _training_part, app)
 from vigil.cli_output import STATE, fail, out, progress_bar, step, user_errors
 
 
@@ -33,6 +33,7 @@ def evaluate(
     time_column: TimeOpt = None,
     channels: ChannelsOpt = None,
     plot_path: PlotOpt = None,
+    report_path: ReportOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Fit on the training part of labeled DATA, score every row, and print the metrics of the
@@ -60,6 +61,14 @@ def evaluate(
                 plot(result, plot_path, title=f"{method}: VUS-PR {report['VUS-PR']:.3f} on rows "
                      f"{rows}..{len(dataset) - 1} (labeled anomalies shaded)")
             _said(f"Plot written to {plot_path}")
+        if report_path is not None:
+            from vigil.report_html import write_report
+
+            with step(f"Writing report {report_path}"):
+                write_report(result, report_path, model=model, metrics=report, source=data,
+                             notes=[f"Fitted on rows 0..{rows - 1} (time order); metrics on rows "
+                                    f"{rows}..{len(dataset) - 1}."])
+            _said(f"Report written to {report_path}")
 
 
 def _train_rows(path: Path, dataset: Any, rows: int | None, until: str | None,

@@ -68,7 +68,8 @@ def plot(result: pd.DataFrame, path: str | os.PathLike[str], *, title: str | Non
         axes[-1].set_yscale("symlog", linthresh=max(abs(threshold), 1e-3))
     axes[-1].legend(loc="upper left", fontsize=8, frameon=False)
     n_flag = int(flagged.sum())
-    fig.suptitle(title or f"{n_flag} anomalous rows of {len(result)}", fontsize=11)
+    noun = "row" if n_flag == 1 else "rows"
+    fig.suptitle(title or f"{n_flag} anomalous {noun} of {len(result)}", fontsize=11)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return os.fspath(path)
