@@ -1,9 +1,10 @@
 """The evidence behind ``auto``'s members: every candidate member scores every labeled series of
-``shared/datasets`` once (BASELINES.md protocol: fit on train_rows, evaluate the rest), then
-each combination of members is scored as ``auto`` combines them (mean of robust z-scored member
-scores, each scaled by its own training scores), and the mean VUS-PR per collection is printed.
+``shared/datasets`` and the bundled plant data (vigil's sample, a series beyond those files) once (BASELINES.md protocol: fit on train_rows, evaluate the rest), then
+each combination of members is scored as ``auto`` combines them (the mean or the max of member
+scores robust z-scored by their own training scores), and the mean VUS-PR per collection is
+printed (results: ``benchmarks/results/choose_auto.txt``).
 
-    PYTHONPATH=src python benchmarks/choose_auto.py [--datasets ../shared/datasets]
+    PYTHONPATH=src python benchmarks/choose_auto.py > benchmarks/results/choose_auto.txt
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import pandas as pd
 from vigil.detectors import make_detector
 from vigil.detectors.statistical import MAD_TO_SIGMA
 from vigil.evaluation import dominant_period, vus_pr
-from vigil.evaluation.bench import discover
+from vigil import sample_data
+from vigil.evaluation.bench import Series, discover
 
 CANDIDATES = ("forecast", "subsequence_kmeans", "subsequence_pca", "robust_zscore", "mahalanobis")
 
@@ -44,7 +46,10 @@ def main() -> None:
     parser.add_argument("--max-members", type=int, default=3)
     args = parser.parse_args()
     rows = []
-    for series in discover(args.datasets):
+    sample = Path("/tmp/vigil_sample_series.csv")
+    sample_data.load().drop(columns=["anomaly_kind"]).to_csv(sample, index=False)
+    extra = [Series("vigil-sample", str(sample), 0, sample_data.TRAIN_ROWS, 1)]
+    for series in discover(args.datasets) + extra:
         if series.anomaly_rows == 0:
             continue
         frame = pd.read_csv(series.path)
@@ -55,9 +60,13 @@ def main() -> None:
             scores = member_scores(series)
         for k in range(1, args.max_members + 1):
             for combo in itertools.combinations(CANDIDATES, k):
-                mean = np.mean([scores[m] for m in combo], axis=0)[series.train_rows:]
-                rows.append({"collection": series.collection, "combo": "+".join(combo),
-                             "VUS-PR": vus_pr(mean, label, window)})
+                parts = [scores[m][series.train_rows:] for m in combo]
+                for how, combined in (("mean", np.mean(parts, axis=0)),
+                                      ("max", np.max(parts, axis=0))):
+                    if k > 1 or how == "mean":
+                        rows.append({"collection": series.collection,
+                                     "combo": f"{how}({', '.join(combo)})",
+                                     "VUS-PR": vus_pr(combined, label, window)})
     table = pd.DataFrame(rows).pivot_table(index="combo", columns="collection", values="VUS-PR")
     table["mean"] = table.mean(axis=1)
     print(table.sort_values("mean", ascending=False).round(3).to_string())

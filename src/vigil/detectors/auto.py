@@ -6,8 +6,11 @@ that depends only on the shape of the data:
 - one channel: the largest of subsequence k-means, subsequence PCA and the forecast residual
   (windows of a shape never seen, or of a level never seen, or values wrong for their place in
   the curve: whichever member is most surprised speaks);
-- several channels: the mean of subsequence PCA and the robust z-score (shape per channel,
-  plus each channel's range).
+- several channels: the mean of subsequence PCA, the robust z-score and the Mahalanobis
+  distance (each channel's shape and range, plus how the channels move together: a broken
+  correlation between channels that are each in range). Without Mahalanobis the mean VUS-PR on
+  skab is 0.909 instead of 0.904, but on the bundled plant data, whose channels follow one
+  another, it is 0.29 instead of 0.43: the joint member is kept for data beyond these files.
 
 Nothing is keyed to a file, a collection or a label. Training parts too short for windowed
 models (under ``MIN_WINDOWED_ROWS`` rows) use the robust z-score alone, with a warning.
@@ -25,12 +28,12 @@ from vigil.detectors.statistical import MAD_TO_SIGMA, _floor_scale
 from vigil.errors import FitWarning
 
 #: Every member method, in a fixed order (the model file's ``use_`` mask relies on it).
-MEMBERS = ("subsequence_kmeans", "subsequence_pca", "forecast", "robust_zscore")
+MEMBERS = ("subsequence_kmeans", "subsequence_pca", "forecast", "robust_zscore", "mahalanobis")
 WINDOWED = {"subsequence_kmeans", "subsequence_pca", "forecast"}
 #: channels -> (members, how their scores combine); see the module docstring for the evidence.
 RULES = {
     "one channel": (("subsequence_kmeans", "subsequence_pca", "forecast"), "max"),
-    "several channels": (("subsequence_pca", "robust_zscore"), "mean"),
+    "several channels": (("subsequence_pca", "robust_zscore", "mahalanobis"), "mean"),
     "short": (("robust_zscore",), "mean"),
 }
 #: Ten windows of the windowed members' smallest window (6 rows): fewer rows cannot fit them.
@@ -58,7 +61,8 @@ class Auto(Detector):
     def natural_threshold(self) -> float | None:  # type: ignore[override]
         """The robust z-score's 3.5 when it stands alone (short training data); otherwise
         none (an ensemble score has no textbook cut-off: the threshold is fitted)."""
-        if getattr(self, "use_", None) is not None and self.use_.sum() == 1 and self.use_[-1]:
+        use = getattr(self, "use_", None)
+        if use is not None and use.sum() == 1 and use[MEMBERS.index("robust_zscore")]:
             return 3.5
         return None
 
