@@ -52,7 +52,8 @@ class ForecastResidual(Detector):
       mean of ``s`` independent errors). It sees a sustained change of shape or level that the
       forecaster half-follows, at the cost of spreading a lone spike over ``s`` rows. On nab and
       skab it lifts AUC-PR from 0.19 to 0.30 and from 0.77 to 0.86
-      (``benchmarks/quality_forecast.py``), so it is the default.
+      (``vigil bench ../shared/datasets --methods "forecast,forecast(smooth=1)"``), so it is
+      the default.
 
     Row score = max over channels; ``score_channels`` gives each channel's score.
 

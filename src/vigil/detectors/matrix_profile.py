@@ -35,7 +35,7 @@ MIN_WINDOW = 8
 #: ``window="auto"`` takes at most 1/AUTO_MAX_FRACTION of the training rows (the convention of
 #: vigil's windowed detectors). Measured on NAB, whose training parts are 230-750 rows: a quarter
 #: caps the daily period (288 rows) of the 604-row artificial series at 151, and the mean AUC-PR
-#: is 0.236; a half (2) gives 0.304 (benchmarks/quality_matrix_profile.py).
+#: is 0.236; a half (2) gives 0.304 (measured while building it, sklearn average precision).
 AUTO_MAX_FRACTION = 4
 #: A window whose standard deviation is at most this (in units of its channel's training std)
 #: is flat. As stumpy (``config.STUMPY_STDDEV_THRESHOLD``): two flat windows are at distance

@@ -46,7 +46,7 @@ class _Subsequence(Detector):
 
     Windows keep their level (the window's own mean is not removed): on the labelled
     collections, removing it lowered the mean AUC-PR of both detectors (skab 0.80 -> 0.65 for
-    PCA, 0.82 -> 0.68 for k-means; ``benchmarks/quality_subsequence_*.py``), because many
+    PCA, 0.82 -> 0.68 for k-means, measured while building them; the variant was not kept), because many
     anomalies are level shifts, and a window that changed shape still reconstructs badly.
     """
 
