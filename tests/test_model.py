@@ -72,7 +72,7 @@ def test_each_series_is_scored_on_its_own(sensors):
 
 
 def test_a_channel_missing_at_scoring_time_is_named(sensors):
-    model = vigil.Model().fit(sensors)
+    model = vigil.Model("robust_zscore").fit(sensors)
     with pytest.raises(DataError, match="channel 'pressure', which the model was trained on, is missing"):
         model.detect(sensors.drop(columns="pressure"))
 
@@ -97,6 +97,6 @@ def test_save_and_load_keep_scores_and_threshold(sensors, tmp_path):
 
 
 def test_plot_writes_a_png(sensors, tmp_path):
-    result = vigil.Model().fit(sensors).detect(sensors)
+    result = vigil.Model("robust_zscore").fit(sensors).detect(sensors)
     path = vigil.plot(result, tmp_path / "plot.png")
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
