@@ -246,7 +246,7 @@ def demo(
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the demo's outputs.")] = Path("vigil-demo"),
     quiet: QuietOpt = False,
 ) -> None:
-    """Run the whole path on bundled sensor data: train on its first days, detect, plot."""
+    """Run the whole path on bundled sensor data: train on its clean first week, detect, plot."""
     STATE["quiet"] = quiet
     with user_errors():
         from vigil import sample_data

@@ -50,7 +50,7 @@ METHODS: dict[str, MethodInfo] = {
     "forecast": MethodInfo(
         "vigil.detectors.forecast:ForecastResidual",
         "one-step forecast error (ridge AR or local polynomial) as a robust z-score; causal",
-        needs="window",
+        needs="window (auto)",
     ),
     "subsequence_pca": MethodInfo(
         "vigil.detectors.subsequence_pca:SubsequencePCA",
