@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from vigil.detectors import parse_param_value
+
 PROTOCOLS = ("train", "detect")
 #: Extra configurations run by default on top of every registered method with its defaults.
 EXTRA_CONFIGS = ("isolation_forest:window=10", "isolation_forest:window=60")
@@ -44,19 +46,8 @@ def parse_config(text: str) -> tuple[str, dict[str, Any]]:
         name, sep, value = pair.partition("=")
         if not sep:
             raise SystemExit(f"bad parameter {pair!r} in {text!r}: expected name=value")
-        params[name.strip()] = _value(value.strip())
+        params[name.strip()] = parse_param_value(value.strip())
     return method.strip(), params
-
-
-def _value(text: str) -> Any:
-    if text.lower() in {"none", "null"}:
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def default_configs() -> list[str]:

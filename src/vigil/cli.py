@@ -15,7 +15,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from vigil import __version__
-from vigil.detectors import DEFAULT_METHOD
+from vigil.detectors import DEFAULT_METHOD, parse_param_value
 from vigil.cli_output import (STATE, anomaly_table, fail, methods_table, out, progress_bar, step,
                               user_errors)
 
@@ -75,19 +75,8 @@ def _params(pairs: list[str] | None) -> dict[str, Any]:
         name, sep, text = pair.partition("=")
         if not sep or not name.strip():
             fail(f"--param {pair!r}: expected name=value, e.g. -p window=30")
-        params[name.strip()] = _value(text.strip())
+        params[name.strip()] = parse_param_value(text.strip())
     return params
-
-
-def _value(text: str) -> Any:
-    if text.lower() in {"none", "null"}:
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def _roles(time_column: str | None, channels: str | None, label_column: str | None,

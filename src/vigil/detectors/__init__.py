@@ -13,7 +13,8 @@ from typing import Any
 from vigil.detectors.base import Detector, Param
 from vigil.errors import ConfigError
 
-__all__ = ["METHODS", "Detector", "MethodInfo", "Param", "get_class", "make_detector"]
+__all__ = ["METHODS", "Detector", "MethodInfo", "Param", "get_class", "make_detector",
+           "parse_param_value"]
 
 
 @dataclass(frozen=True)
@@ -93,3 +94,16 @@ def get_class(method: str) -> type[Detector]:
 def make_detector(method: str, **params: Any) -> Detector:
     """A new, unfitted detector of ``method`` with ``params``."""
     return get_class(method)(**params)
+
+
+def parse_param_value(text: str) -> Any:
+    """A parameter value written as text (command line, bench method lists): int, float,
+    None (``none``/``null``) or the text itself (e.g. ``auto``)."""
+    if text.lower() in {"none", "null"}:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text

@@ -66,7 +66,7 @@ def discover(folder: str | Path) -> list[Series]:
 
 def parse_methods(text: str) -> list[tuple[str, dict[str, Any]]]:
     """``"iqr,isolation_forest(window=10,n_estimators=50)"`` -> [(name, params), ...]."""
-    from vigil.detectors import METHODS
+    from vigil.detectors import METHODS, parse_param_value
 
     methods = []
     for item in re.findall(r"[^,(]+(?:\([^)]*\))?", text):
@@ -78,18 +78,9 @@ def parse_methods(text: str) -> list[tuple[str, dict[str, Any]]]:
         params = {}
         for pair in filter(None, (p.strip() for p in (match.group(2) or "").split(","))):
             key, _, value = pair.partition("=")
-            params[key.strip()] = _literal(value.strip())
+            params[key.strip()] = parse_param_value(value.strip())
         methods.append((match.group(1), params))
     return methods
-
-
-def _literal(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return None if text.lower() == "none" else text
 
 
 def method_label(name: str, params: dict[str, Any]) -> str:
