@@ -3,7 +3,8 @@ and then uses everywhere (in process, saved to a ``.vigil`` file, on Spark, on a
 
 ``fit`` learns the detector from the training rows and fits the threshold on the detector's own
 scores of those rows (peaks-over-threshold by default), so the cut-off comes from the data,
-not from a hand-set constant. ``detect`` returns one output row per input row.
+not from a hand-set constant. The alarm rules (``vigil.alarms``) then turn threshold crossings
+into events, per series. ``detect`` returns one output row per input row.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from vigil import io
+from vigil.alarms import Alarms, make_alarms
 from vigil.detectors import DEFAULT_METHOD, Detector, make_detector
 from vigil.errors import DataError, NotFittedError
 from vigil.thresholds import Threshold, make_threshold
@@ -31,6 +33,9 @@ class Model:
         method: a registered method name (``vigil methods`` lists them).
         threshold: ``"pot"`` (default), ``"quantile"``, ``"sigma"``, ``"fixed:<value>"``, a
             float, or a :class:`vigil.thresholds.Threshold`.
+        alarms: how threshold crossings become events: ``"default"``, ``"off"`` (every row
+            above the threshold is flagged, nothing else), a dict of rules or an
+            :class:`vigil.alarms.Alarms`.
         channels, time_column, label_column, series_column: column roles when fitting on a file
             or DataFrame (found automatically when not given; see :func:`vigil.read`).
         **params: the method's parameters.
@@ -50,6 +55,7 @@ class Model:
         method: str = DEFAULT_METHOD,
         *,
         threshold: str | float | Threshold = "pot",
+        alarms: str | dict[str, Any] | Alarms = "default",
         channels: Sequence[str] | None = None,
         time_column: str | None = None,
         label_column: str | None = None,
@@ -60,6 +66,7 @@ class Model:
         self.params = dict(params)
         self.detector = make_detector(method, **params)
         self.threshold = make_threshold(threshold)
+        self.alarms = make_alarms(alarms)
         self.roles = {
             "channels": list(channels) if channels is not None else None,
             "time_column": time_column,
@@ -88,6 +95,7 @@ class Model:
         else:
             train_scores = self.detector.training_scores(X)
         self.threshold.fit(train_scores, fallback=self.detector.natural_threshold)
+        self.alarms.fit(train_scores)
         self.training_ = _summary(ds, train_scores)
         return self
 
@@ -105,8 +113,10 @@ class Model:
 
     def detect(self, data: Any, progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
         """Score and flag every row: a frame indexed like the input with the time and channel
-        values, ``score``, ``threshold``, ``is_anomaly``, ``driver`` (the channel that drove the
-        score, where the method can tell) and ``score_<channel>`` per channel."""
+        values, ``score``, ``threshold``, ``is_anomaly`` (the row is inside an alarm event),
+        ``event`` (the event's number, 1, 2, ... in time order; 0 outside events), ``driver``
+        (the channel that drove the score, where the method can tell) and ``score_<channel>``
+        per channel. :func:`vigil.alarms.event_table` lists the events."""
         self._require_fitted()
         ds = self._dataset(data)
         scores = self._score_dataset(ds, progress)
@@ -177,7 +187,7 @@ class Model:
         out = frame[cols].copy()
         out["score"] = scores
         out["threshold"] = self.threshold_
-        out["is_anomaly"] = self.threshold.decide(scores)
+        out["is_anomaly"], out["event"] = self._events(ds, scores)
         if self.detector.attributes:
             parts = self._score_dataset(ds, channels=True)
             out["driver"] = np.asarray(self.channels_, dtype=object)[parts.argmax(axis=1)]
@@ -190,6 +200,20 @@ class Model:
         if missing.any():
             out["filled"] = missing.any(axis=1)
         return out
+
+    def _events(self, ds: io.Dataset, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, in input order: inside an event, and the event's number (0: none). Events
+        are found per series in time order and numbered through the series in turn."""
+        ordered = scores[ds.order]
+        numbers = np.zeros(len(ordered), dtype=np.int64)
+        found = 0
+        for first, last in _series_bounds(ds):
+            spans = self.alarms.events(ordered[first:last], self.threshold_)
+            numbers[first:last] = spans.numbers(last - first, offset=found)
+            found += len(spans)
+        out = np.empty_like(numbers)
+        out[ds.order] = numbers
+        return out > 0, out
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:

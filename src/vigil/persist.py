@@ -47,6 +47,7 @@ def save(model: Any, path: str | os.PathLike[str]) -> None:
         "time_column": model.time_column_,
         "series_column": model.series_column_,
         "threshold": model.threshold.to_dict(),
+        "alarms": model.alarms.to_dict(),
         "training": model.training_,
         "arrays": {
             name: {"member": member, "sha256": hashlib.sha256(data).hexdigest()}
@@ -64,6 +65,7 @@ def save(model: Any, path: str | os.PathLike[str]) -> None:
 
 def load(path: str | os.PathLike[str]) -> Any:
     """Read a model file written by :func:`save`, checking it thoroughly first."""
+    from vigil.alarms import OFF, Alarms
     from vigil.model import Model
     from vigil.thresholds import Threshold
 
@@ -79,8 +81,10 @@ def load(path: str | os.PathLike[str]) -> Any:
     except zipfile.BadZipFile as exc:
         raise ModelFileError(f"{name}: not a vigil model file, or truncated ({exc})") from None
     try:
+        # Files written before alarm rules existed flagged every row above the threshold.
+        alarms = Alarms.from_dict(manifest["alarms"]) if "alarms" in manifest else Alarms(**OFF)
         model = Model(manifest["method"], threshold=Threshold.from_dict(manifest["threshold"]),
-                      **manifest["params"])
+                      alarms=alarms, **manifest["params"])
         model.detector.set_state(arrays)
         model.channels_ = list(manifest["channels"])
         model.time_column_ = manifest["time_column"]

@@ -1,0 +1,242 @@
+"""Alarms: rows whose score crosses the threshold become **events**, the thing a user acts on.
+
+A raw flag per row fragments one incident into dozens of short runs and raises an alarm for
+every lone noisy row. :class:`Alarms` turns scores into events with four rules, applied per
+series, in time order, and causal up to a fixed delay (so a stream decides as a batch does):
+
+- **hysteresis**: an event opens on a row above the threshold and stays open while the score
+  stays at or above a lower *exit level*, ``center + exit_level * (threshold - center)``, where
+  ``center`` is the median training score;
+- **merge gap**: an event survives up to ``merge_gap`` rows below the exit level; a return to
+  the exit level within that gap continues the same event (the gap rows are part of it);
+- **minimum duration**: an event with fewer than ``min_rows`` rows above the threshold is
+  dropped, unless its peak is ``certain`` times as far above the center as the threshold is
+  (a short, huge spike is still news);
+- **cool-down**: for ``cooldown`` rows after an event ends, no new event opens.
+
+Merlion's post-rules (alarms need several exceedances within a window, then later ones are
+suppressed for a while) are the anchor; vigil's events also carry their extent, so a flagged
+run covers the incident instead of marking its first minute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from vigil.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class EventSpans:
+    """Events of one scored series: ``starts[i]`` to ``stops[i]`` (exclusive), row positions."""
+
+    starts: np.ndarray
+    stops: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.starts.size)
+
+    def mask(self, n: int) -> np.ndarray:
+        """Boolean ``[n]``: True on rows inside an event."""
+        return self.numbers(n) > 0
+
+    def numbers(self, n: int, offset: int = 0) -> np.ndarray:
+        """``int64[n]``: each row's event number (``offset + 1``, ... in order), 0 outside."""
+        number = np.arange(offset + 1, offset + 1 + len(self), dtype=np.int64)
+        edges = np.zeros(n + 1, dtype=np.int64)
+        edges[self.starts] += number  # events never overlap, so each edge is set once
+        edges[self.stops] -= number
+        return np.cumsum(edges[:-1])
+
+
+@dataclass
+class Alarms:
+    """Rules that turn per-row threshold crossings into events (see the module docstring).
+
+    Args:
+        exit_level: where an open event ends, as a fraction of the way from the median
+            training score (0) to the threshold (1); 1 turns hysteresis off.
+        merge_gap: rows below the exit level an event survives.
+        min_rows: rows above the threshold an event needs (unless its peak is ``certain``).
+        certain: a peak this many times as far above the center as the threshold keeps an
+            event of any length.
+        cooldown: rows after an event during which no new event opens.
+
+    Examples:
+        >>> import numpy as np
+        >>> scores = np.array([0, 5, 0, 5, 4, 0, 0, 0, 0, 0, 9, 0, 0, 0, 5, 0], dtype=float)
+        >>> alarms = Alarms(merge_gap=2, min_rows=2, certain=1.5).fit(np.zeros(100))
+        >>> events = alarms.events(scores, threshold=4.5)
+        >>> list(zip(events.starts.tolist(), events.stops.tolist()))  # 14: one row, not certain
+        [(1, 5), (10, 11)]
+    """
+
+    exit_level: float = 0.5
+    merge_gap: int = 3
+    min_rows: int = 2
+    certain: float = 2.0
+    cooldown: int = 0
+    #: Fitted: the median training score, the zero of ``exit_level`` and ``certain``.
+    center_: float = field(default=np.nan, repr=False)
+
+    _INT_RULES: ClassVar[tuple[str, ...]] = ("merge_gap", "min_rows", "cooldown")
+
+    def __post_init__(self) -> None:
+        for name in self._INT_RULES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (
+                    1 if name == "min_rows" else 0):
+                low = 1 if name == "min_rows" else 0
+                raise ConfigError(f"The {name!r} alarm rule must be an int >= {low}. "
+                                  f"Got {value!r}.")
+            object.__setattr__(self, name, int(value))
+        if not _real_in(self.exit_level, 0.0, 1.0):
+            raise ConfigError(f"The 'exit_level' alarm rule must be a float in [0, 1]. "
+                              f"Got {self.exit_level!r}.")
+        if not _real_in(self.certain, 1.0, np.inf):
+            raise ConfigError(f"The 'certain' alarm rule must be a float >= 1. "
+                              f"Got {self.certain!r}.")
+        self.exit_level, self.certain = float(self.exit_level), float(self.certain)
+
+    # -- fitting and persistence -----------------------------------------------------------
+    def fit(self, training_scores: np.ndarray) -> Alarms:
+        """Learn the center (median training score) the exit level is measured from."""
+        scores = np.asarray(training_scores, dtype=float)
+        self.center_ = float(np.median(scores)) if scores.size else 0.0
+        return self
+
+    @property
+    def lookahead_rows(self) -> int:
+        """Rows after a row its final flag can depend on: an event is confirmed ``min_rows``
+        rows in, and a gap is part of an event only once the event resumes after it."""
+        return max(self.merge_gap, self.min_rows - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe rules, and the center once fitted."""
+        d = asdict(self)
+        if not np.isfinite(self.center_):
+            del d["center_"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Alarms:
+        """Rebuild from :meth:`to_dict` output."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"alarm rules must be a dict. Got {d!r}.")
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown alarm rule {unknown[0]!r}; the rules are: "
+                              f"{', '.join(sorted(known - {'center_'}))}.")
+        alarms = cls(**{k: v for k, v in d.items() if k != "center_"})
+        if "center_" in d:  # fitted rules
+            if not _real_in(d["center_"], -np.inf, np.inf):
+                raise ConfigError(f"alarm rules: 'center_' must be a finite float. "
+                                  f"Got {d['center_']!r}.")
+            alarms.center_ = float(d["center_"])
+        return alarms
+
+    # -- deciding --------------------------------------------------------------------------
+    def events(self, scores: np.ndarray, threshold: float | np.ndarray) -> EventSpans:
+        """The events of one series' scores (time order) against ``threshold`` (one value, or
+        one per row for an adaptive threshold)."""
+        scores = np.asarray(scores, dtype=float)
+        threshold = np.broadcast_to(np.asarray(threshold, dtype=float), scores.shape)
+        center = self.center_ if np.isfinite(self.center_) else 0.0
+        center = np.minimum(center, threshold)  # a threshold below the median: no hysteresis
+        above = scores > threshold
+        active = above | (scores >= center + self.exit_level * (threshold - center))
+        run_starts, run_stops = _runs(active)
+        if not run_starts.size:
+            return EventSpans(run_starts, run_stops)
+        # Active runs closer than merge_gap rows chain into one cluster; an event opens on the
+        # cluster's first row above the threshold and ends with the cluster.
+        new_cluster = np.r_[True, run_starts[1:] - run_stops[:-1] > self.merge_gap]
+        cl_starts = run_starts[new_cluster]
+        cl_stops = run_stops[np.r_[np.flatnonzero(new_cluster)[1:] - 1, run_stops.size - 1]]
+        above_at = np.flatnonzero(above)
+        above_count = np.r_[0, np.cumsum(above)]
+        certain = scores >= center + self.certain * (threshold - center)
+        certain_count = np.r_[0, np.cumsum(certain)]
+        starts, stops, free_from = [], [], 0
+        for c_start, c_stop in zip(cl_starts.tolist(), cl_stops.tolist()):
+            first = max(c_start, free_from)
+            i = int(np.searchsorted(above_at, first))
+            if i == above_at.size or above_at[i] >= c_stop:
+                continue
+            start = int(above_at[i])
+            if (above_count[c_stop] - above_count[start] < self.min_rows
+                    and certain_count[c_stop] == certain_count[start]):
+                continue
+            starts.append(start)
+            stops.append(c_stop)
+            free_from = c_stop + self.cooldown
+        return EventSpans(np.asarray(starts, dtype=np.int64), np.asarray(stops, dtype=np.int64))
+
+
+#: Rules that flag exactly the rows above the threshold: one event per run of such rows.
+OFF = {"exit_level": 1.0, "merge_gap": 0, "min_rows": 1, "certain": 1.0, "cooldown": 0}
+
+
+def make_alarms(spec: str | dict[str, Any] | Alarms | None) -> Alarms:
+    """Alarm rules from ``"default"`` (or None), ``"off"``, a dict of rules, or an instance.
+
+    >>> make_alarms("off").events(np.array([0.0, 2, 2, 0, 2]), threshold=1).stops.tolist()
+    [3, 5]
+    """
+    if isinstance(spec, Alarms):
+        return spec
+    if spec is None or spec == "default":
+        return Alarms()
+    if spec == "off":
+        return Alarms(**OFF)
+    if isinstance(spec, dict):
+        return Alarms.from_dict(spec)
+    raise ConfigError(f"alarms must be 'default', 'off', a dict of rules or an Alarms. "
+                      f"Got {spec!r}.")
+
+
+def event_table(result: pd.DataFrame) -> pd.DataFrame:
+    """One row per event of a :meth:`vigil.Model.detect` result: ``event``, the series (when
+    there is one), ``start`` and ``end`` (times, or row labels without a time column),
+    ``duration`` (without a time column, a row count), ``rows``, ``peak score``, and
+    ``driver`` (the channel that drove the peak, where the method can tell)."""
+    meta = result.attrs.get("vigil", {})
+    inside = result[result["event"].to_numpy() > 0]
+    time_col, series_col = meta.get("time_column"), meta.get("series_column")
+    columns = ["event"] + ([series_col] if series_col else []) + ["start", "end", "duration",
+                                                                  "rows", "peak score"]
+    if "driver" in result:
+        columns.append("driver")
+    if inside.empty:
+        return pd.DataFrame(columns=columns)
+    when = inside[time_col] if time_col else pd.Series(inside.index, index=inside.index)
+    groups = inside.assign(_when=when.to_numpy()).groupby("event", sort=True)
+    peak_at = groups["score"].idxmax()
+    table = pd.DataFrame({"start": groups["_when"].min(), "end": groups["_when"].max(),
+                          "rows": groups.size(), "peak score": groups["score"].max()})
+    table["duration"] = table["end"] - table["start"] if time_col else table["rows"]
+    if series_col:
+        table[series_col] = inside.loc[peak_at.to_numpy(), series_col].to_numpy()
+    if "driver" in result:
+        table["driver"] = inside.loc[peak_at.to_numpy(), "driver"].to_numpy()
+    return table.reset_index()[columns]
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and (exclusive) stops of the runs of True in ``mask``."""
+    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def _real_in(value: Any, low: float, high: float) -> bool:
+    """A finite real number in ``[low, high]``."""
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            and bool(np.isfinite(value)) and low <= float(value) <= high)
+
+
+__all__ = ["OFF", "Alarms", "EventSpans", "event_table", "make_alarms"]
