@@ -32,6 +32,7 @@ CONFIGS = {
     "mahalanobis": {"method": "mahalanobis"},
     "isolation_forest": {"method": "isolation_forest", "n_estimators": 20},
     "isolation_forest_window": {"method": "isolation_forest", "n_estimators": 20, "window": 8},
+    "stuck": {"method": "stuck"},
 }
 
 

@@ -96,7 +96,18 @@ def check_constant_channel(det: Detector) -> None:
         assert np.isfinite(det.score(data)).all(), f"{det.name}: constant channel gave non-finite"
 
 
+def check_kinds_declared(det: Detector) -> None:
+    from vigil.sample_data import KINDS
+
+    kinds = det.kinds
+    assert isinstance(kinds, tuple) and kinds, f"{det.name}: kinds must be a non-empty tuple"
+    unknown = sorted(set(kinds) - set(KINDS))
+    assert not unknown, f"{det.name}: unknown anomaly kind(s) {unknown}; known: {list(KINDS)}"
+
+
 def check_spikes_score_high(det: Detector) -> None:
+    if "spike" not in det.kinds:
+        return
     X = _series(seed=1)
     det.fit(X)
     spiked = X.copy()
@@ -104,6 +115,22 @@ def check_spikes_score_high(det: Detector) -> None:
     spiked[rows, 0] += 8.0
     scores = det.score(spiked)
     assert (scores[rows] > np.median(scores)).all(), f"{det.name}: spikes must score above median"
+
+
+def check_stuck_run_scores_high(det: Detector) -> None:
+    if "stuck" not in det.kinds:
+        return
+    X = _series(seed=1)
+    det.fit(X)
+    stuck = X.copy()
+    stuck[200:400, 0] = stuck[200, 0]  # channel 0 freezes for 200 rows
+    scores = det.score(stuck)
+    # The first rows of a freeze look like any repeat; the rest of it must stand out.
+    assert (scores[300:400] > np.median(scores)).all(), \
+        f"{det.name}: a 200-row stuck value must score above the median"
+    if det.natural_threshold is not None:
+        assert scores[399] > det.natural_threshold, \
+            f"{det.name}: a 200-row stuck value must score above the natural threshold"
 
 
 def check_chunked_equals_whole(det: Detector) -> None:
@@ -132,7 +159,9 @@ CHECKS: list[Callable[[Detector], None]] = [
     check_wrong_channel_count_refused,
     check_non_finite_refused,
     check_constant_channel,
+    check_kinds_declared,
     check_spikes_score_high,
+    check_stuck_run_scores_high,
     check_chunked_equals_whole,
     check_save_load_identical,
 ]

@@ -73,6 +73,10 @@ METHODS: dict[str, MethodInfo] = {
         "unsupervised Isolation Forest (Liu et al. 2008); optional window of past rows",
         needs="window (optional)",
     ),
+    "stuck": MethodInfo(
+        "vigil.detectors.stuck:StuckSensor",
+        "stuck sensor: current run of one repeated value over the longest run held in training",
+    ),
 }
 
 DEFAULT_METHOD = "auto"

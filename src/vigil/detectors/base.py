@@ -85,6 +85,8 @@ class Detector:
         natural_threshold: the method's textbook cut-off on its own score, used only when a
             threshold cannot be fitted from the training scores (too few of them).
         attributes: whether ``score_channels`` attributes the score to channels.
+        kinds: the anomaly kinds the method is for (names from ``vigil.sample_data.KINDS``);
+            ``check_detector`` runs the check of each declared kind that has one (spike, stuck).
     """
 
     name: ClassVar[str] = "detector"
@@ -95,6 +97,9 @@ class Detector:
     chunk_bytes: ClassVar[int] = 32 * 2**20
     natural_threshold: ClassVar[float | None] = None
     attributes: ClassVar[bool] = False
+    #: Every value-based method sees at least a value far off; a method that does not (one
+    #: that looks only at how values repeat, say) declares what it is for instead.
+    kinds: ClassVar[tuple[str, ...]] = ("spike",)
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.params))
