@@ -1,10 +1,15 @@
 """vigil evaluate and vigil bench, run as a user runs them."""
 
+import json
+from pathlib import Path
+
 from typer.testing import CliRunner
 
 from vigil.cli import app
+from vigil.evaluation import FLAG_METRICS
 
-SKAB = "../shared/datasets/skab/valve1__2.csv"
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SKAB = str(DATASETS / "skab" / "valve1__2.csv")
 runner = CliRunner()
 
 
@@ -16,15 +21,37 @@ def test_evaluate_takes_the_training_part_from_the_manifest(tmp_path):
     assert (tmp_path / "eval.png").exists()
 
 
+def test_evaluate_shows_the_models_own_flags_first():
+    result = runner.invoke(app, ["evaluate", SKAB, "--method", "robust_zscore"])
+    assert result.exit_code == 0, result.output
+    shown = [line.split("│")[1].strip() for line in result.stdout.splitlines()
+             if line.startswith("│")]
+    assert shown[:len(FLAG_METRICS)] == list(FLAG_METRICS)
+    assert shown.index("VUS-PR") > len(FLAG_METRICS) and "precision @ threshold" not in shown
+
+
+def test_evaluate_quiet_is_json_with_null_for_undefined_metrics():
+    result = runner.invoke(app, ["evaluate", SKAB, "--method", "robust_zscore", "--threshold",
+                                 "fixed:1e9", "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert list(report)[:len(FLAG_METRICS)] == list(FLAG_METRICS)
+    assert report["flagged"] == 0.0 and report["events caught"] == 0.0
+    assert report["delay"] is None  # no event caught
+    assert "NaN" not in result.stdout and 0 < report["VUS-PR"] <= 1
+
+
 def test_evaluate_needs_labels_and_a_training_part(tmp_path):
-    example = "../shared/datasets/examples/sensor_data.csv"
+    example = str(DATASETS / "examples" / "sensor_data.csv")
     assert "no label column 'label'" in runner.invoke(app, ["evaluate", example]).stderr
     two = runner.invoke(app, ["evaluate", SKAB, "--train-rows", "10", "--train-fraction", "0.5"])
     assert two.exit_code == 2 and "only one of" in two.stderr
 
 
 def test_bench_on_a_collection(tmp_path):
-    result = runner.invoke(app, ["bench", "../shared/datasets/skab", "--methods", "robust_zscore",
-                                 "--jobs", "2", "--out", str(tmp_path)])
+    result = runner.invoke(app, ["bench", str(DATASETS / "skab"), "--methods", "robust_zscore",
+                                 "--jobs", "1", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "## skab" in (tmp_path / "summary.md").read_text()
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## skab" in summary and "| events caught |" in summary
+    assert "| robust_zscore |" in summary and "16 / 16" in summary

@@ -1,6 +1,6 @@
 """The ``vigil evaluate`` and ``vigil bench`` commands: how good a method is on labeled data,
-with honest numbers (the TSB-AD metrics, PA-F1 marked optimistic, oracle F1s marked as such,
-and the model's own threshold's precision and recall beside them)."""
+with honest numbers: first the quality of the model's own flags (what a user acts on), then the
+TSB-AD metrics, PA-F1 marked optimistic and oracle F1s marked as such."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from rich.table import Table
 from vigil.detectors import DEFAULT_METHOD
 from vigil.cli import (ChannelsOpt, DataArg, MethodOpt, ParamOpt, PlotOpt, QuietOpt, ReportOpt,
                        ThresholdOpt, TimeOpt, _fit, _params, _read, _roles, _said, _training_part, app)
-from vigil.cli_output import STATE, fail, out, progress_bar, step, user_errors
+from vigil.cli_output import STATE, fail, fail_partly, out, progress_bar, step, user_errors
 
 
 @app.command()
@@ -37,8 +37,10 @@ def evaluate(
     quiet: QuietOpt = False,
 ) -> None:
     """Fit on the training part of labeled DATA, score every row, and print the metrics of the
-    rest: VUS-PR (what TSB-AD ranks by), VUS-ROC, AUC-PR, AUC-ROC, oracle F1s, and the
-    precision and recall of the model's own threshold.
+    rest: first those of the model's own flags (share flagged, precision, recall, F1 and its
+    share of the oracle F1, events caught, false alarms per 1k rows and per day, event-F1,
+    detection delay in rows), then the threshold-free ones: VUS-PR (what TSB-AD ranks by),
+    VUS-ROC, AUC-PR, AUC-ROC, oracle F1s.
 
     The training part is --train-rows, --train-until or --train-fraction, or else the
     train_rows of the file's entry in a manifest.json beside it (shared/datasets format).
@@ -113,30 +115,35 @@ def _manifest_train_rows(path: Path) -> int:
 
 
 def _metrics(dataset: Any, result: Any, rows: int) -> dict[str, float]:
-    """TSB-AD's metrics on the evaluation rows (time order), plus the model's own threshold."""
-    from vigil.evaluation import dominant_period, evaluate_scores
+    """The model's own flags judged first (what a user acts on), then TSB-AD's threshold-free
+    metrics, all on the evaluation rows in time order."""
+    from vigil.evaluation import dominant_period, evaluate_scores, flag_metrics
 
     order = dataset.order
     score = result["score"].to_numpy()[order]
     label = dataset.labels()[order]
     flagged = result["is_anomaly"].to_numpy()[order][rows:]
-    truth = label[rows:] == 1
+    # a pandas Series, not .to_numpy(): that keeps timezone-aware times convertible to UTC
+    times = dataset.frame[dataset.time_column].iloc[order[rows:]] if dataset.time_column else None
     with step("Computing metrics"):
         window = dominant_period(dataset.values()[order][:, 0])
-        report = dict(evaluate_scores(score[rows:], label[rows:], window))
-    hits = int(np.sum(flagged & truth))
-    report["precision @ threshold"] = hits / max(int(flagged.sum()), 1)
-    report["recall @ threshold"] = hits / max(int(truth.sum()), 1)
+        scores = evaluate_scores(score[rows:], label[rows:], window)
+        report = flag_metrics(flagged, label[rows:], oracle_f1=scores["Standard-F1"], times=times)
+    report.update(scores)
     report["sliding window"] = window
     return report
 
 
 def _metrics_table(report: dict[str, float], method: str, rows: int, n: int) -> None:
+    from vigil.evaluation.flags import FLAG_METRICS
     from vigil.evaluation.metrics import ORACLE_NOTE
     from vigil.evaluation.range_based import POINT_ADJUST_NOTE
 
     if STATE["quiet"]:
-        out.print(json.dumps({k: float(v) for k, v in report.items()}))
+        # NaN (say, no delay when no event was caught) is not JSON: written as null; one
+        # unwrapped line with no markup, so a key with spaces is never broken by the console
+        report = {k: None if np.isnan(v) else float(v) for k, v in report.items()}
+        out.print(json.dumps(report), soft_wrap=True, markup=False, emoji=False)
         return
     out.print(f"{method}: fitted on rows 0..{rows - 1}, evaluated on {rows}..{n - 1}",
               soft_wrap=True)
@@ -145,7 +152,8 @@ def _metrics_table(report: dict[str, float], method: str, rows: int, n: int) -> 
     table.add_column("value", justify="right")
     for name, value in report.items():
         shown = f"{name} (optimistic)" if name == "PA-F1" else name
-        table.add_row(shown, f"{value:.4f}" if isinstance(value, float) else str(value))
+        table.add_row(shown, f"{value:.4f}" if isinstance(value, float) else str(value),
+                      end_section=name == FLAG_METRICS[-1])
     out.print(table)
     out.print(f"[dim]{POINT_ADJUST_NOTE}\n{ORACLE_NOTE}[/dim]")
 
@@ -156,27 +164,40 @@ def bench(
     methods: Annotated[str, typer.Option("--methods", help="Comma-separated methods, parameters in brackets: iqr,isolation_forest(window=10).")] = "zscore,robust_zscore,iqr,mahalanobis,isolation_forest",
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes in parallel.")] = max(1, (os.cpu_count() or 2)),
     timeout: Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds one method may take on one series before it is stopped.")] = 180.0,
+    threshold: ThresholdOpt = "pot",
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for series.csv and summary.md.")] = Path("vigil-bench"),
     quiet: QuietOpt = False,
 ) -> None:
     """Run methods on every labeled series of FOLDER under the BASELINES.md protocol and write
-    per-series results and per-collection tables (VUS-PR, VUS-ROC, AUC-PR, AUC-ROC, event and
-    range F1, seconds per million rows). Failures and timeouts are listed, never fatal."""
+    per-series results and per-collection tables: VUS-PR, the model's own flags (share flagged,
+    precision, recall, F1 and its share of the oracle F1, events caught, false alarms per 1k
+    rows and per day, event-F1, delay), VUS-ROC, AUC-PR, AUC-ROC, event and range F1, seconds
+    per million rows.
+
+    Every run is attempted and the results are written even when some fail or time out (a
+    mean over the successes only is marked "(partial)"). Exit codes: 0 every run succeeded;
+    2 a usage or data error; 3 some runs failed or timed out (results written)."""
     STATE["quiet"] = quiet
     with user_errors():
         from vigil.evaluation.bench import discover, parse_methods, run_bench, write_results
+        from vigil.thresholds import make_threshold
 
         series = discover(folder)
         chosen = parse_methods(methods)
+        make_threshold(threshold)  # a mistyped threshold is one usage error, not a failed run each
         with progress_bar(f"{len(chosen)} methods x {len(series)} series") as callback:
-            results = run_bench(series, chosen, jobs=jobs, timeout=timeout, progress=callback)
+            results = run_bench(series, chosen, jobs=jobs, timeout=timeout, threshold=threshold,
+                                progress=callback)
         command = "vigil bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else \
             f"vigil bench {folder} --methods {methods}"
         summary = write_results(results, out_dir, command)
         failed = results[results["status"] != "ok"]
         if not STATE["quiet"]:
-            out.print(summary.read_text())
+            out.print(summary.read_text(), soft_wrap=True, markup=False)  # rows stay Markdown
             for _, row in failed.iterrows():
                 out.print(f"[yellow]{row['status']}[/yellow] {row['method']} on "
                           f"{row['collection']}/{row['series']}: {row.get('error', '')}")
         _said(f"Per-series results: {out_dir / 'series.csv'}; tables: {summary}")
+        if len(failed):
+            fail_partly(f"{len(failed)} of {len(results)} runs failed or timed out (listed in "
+                        f"{out_dir / 'series.csv'})")

@@ -29,6 +29,13 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def fail_partly(message: str) -> None:
+    """Print one warning line and exit with code 3: the command finished and wrote its results,
+    but some of its runs failed, so a script must not take them for complete."""
+    err.print(f"[yellow]warning:[/yellow] {_escape(message)}", soft_wrap=True, markup=True)
+    raise typer.Exit(3)
+
+
 def _show_warning(message: Any, category: type, filename: str, lineno: int, file: Any = None,
                   line: Any = None) -> None:
     err.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)

@@ -7,11 +7,14 @@
     report["VUS-PR"]        # the measure TSB-AD ranks detectors by
 
 PA-F1 (point-adjusted F1) is optimistic by construction and marked so in every report.
+``flag_metrics`` judges a model's own flags (``is_anomaly``) instead: point precision, recall and
+F1, events caught, false alarms per 1,000 rows and per day, event-F1 and detection delay.
 """
 
 from __future__ import annotations
 
 from vigil.evaluation.affiliation import affiliation_f1, affiliation_precision_recall
+from vigil.evaluation.flags import FLAG_METRICS, flag_metrics, runs
 from vigil.evaluation.metrics import (
     METRIC_NAMES, OPTIMISTIC, MetricReport, evaluate_scores,
 )
@@ -23,8 +26,8 @@ from vigil.evaluation.range_based import (
 from vigil.evaluation.vus import volume_under_surface, vus_pr, vus_roc
 
 __all__ = [
-    "METRIC_NAMES", "OPTIMISTIC", "POINT_ADJUST_NOTE", "MetricReport", "affiliation_f1",
-    "affiliation_precision_recall", "auc_pr", "auc_roc", "best_f1", "dominant_period",
-    "evaluate_scores", "event_f1", "point_adjusted_f1", "range_f1", "range_precision_recall",
-    "volume_under_surface", "vus_pr", "vus_roc",
+    "FLAG_METRICS", "METRIC_NAMES", "OPTIMISTIC", "POINT_ADJUST_NOTE", "MetricReport",
+    "affiliation_f1", "affiliation_precision_recall", "auc_pr", "auc_roc", "best_f1",
+    "dominant_period", "evaluate_scores", "event_f1", "flag_metrics", "point_adjusted_f1",
+    "range_f1", "range_precision_recall", "runs", "volume_under_surface", "vus_pr", "vus_roc",
 ]

@@ -2,11 +2,13 @@
 of ``shared/datasets/BASELINES.md`` so a vigil row sits beside a public tool's row.
 
 Protocol per series (a CSV listed in a collection's ``manifest.json``): channels = every column
-but ``timestamp`` and ``label``; fit on rows ``[0, train_rows)``, score all rows, and compute the
-TSB-AD metrics on rows ``[train_rows, n)`` with ``sliding_window = dominant_period`` of the first
-channel over the whole series. Series without anomaly rows are not scored. Each (method, series)
-runs in its own process on one CPU thread, with a wall-time limit; once a method times out on a series of r rows,
-it is not started on series of the same collection with at least r rows (counted as timeouts).
+but ``timestamp`` and ``label``; fit a ``vigil.Model`` (detector and threshold) on rows
+``[0, train_rows)``, detect on all rows, and compute on rows ``[train_rows, n)`` the TSB-AD
+metrics of the score, with ``sliding_window = dominant_period`` of the first channel over the
+whole series, and the metrics of the model's own flags (``flag_metrics``: what a user acts on).
+Series without anomaly rows are not scored. Each (method, series) runs in its own process on one
+CPU thread, with a wall-time limit; once a method times out on a series of r rows, it is not
+started on series of the same collection with at least r rows (counted as timeouts).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import multiprocessing.connection
 import re
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +29,12 @@ import numpy as np
 import pandas as pd
 
 from vigil.errors import ConfigError, DataError
+from vigil.evaluation.flags import FLAG_METRICS
 
-#: Metrics of the aggregate tables, in BASELINES.md's order.
-TABLE_METRICS = ("VUS-PR", "VUS-ROC", "AUC-PR", "AUC-ROC", "Event-based-F1", "R-based-F1", "PA-F1")
+#: Metrics of the aggregate tables: VUS-PR (the ranking), the model's own flags beside it, then
+#: the other TSB-AD metrics in BASELINES.md's order.
+TABLE_METRICS = ("VUS-PR", *FLAG_METRICS, "VUS-ROC", "AUC-PR", "AUC-ROC", "Event-based-F1",
+                 "R-based-F1", "PA-F1")
 
 
 @dataclass(frozen=True)
@@ -88,30 +94,41 @@ def method_label(name: str, params: dict[str, Any]) -> str:
     return name + (f"({','.join(f'{k}={v}' for k, v in params.items())})" if params else "")
 
 
-def run_series(series: Series, name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Fit on the training rows, score all rows, evaluate the rest (the BASELINES protocol)."""
-    from vigil.detectors import make_detector
-    from vigil.evaluation import dominant_period, evaluate_scores
+def run_series(series: Series, name: str, params: dict[str, Any],
+               threshold: str = "pot") -> dict[str, Any]:
+    """Fit a Model on the training rows, detect on all rows, evaluate the rest (the BASELINES
+    protocol for the score, plus the flags a user of that model would see)."""
+    from vigil import Model
+    from vigil.evaluation import dominant_period, evaluate_scores, flag_metrics
 
     frame = pd.read_csv(series.path)
-    data = frame.drop(columns=["timestamp", "label"]).to_numpy(np.float64)
-    label = frame["label"].to_numpy()
-    detector = make_detector(name, **params)
+    label = frame.pop("label").to_numpy()  # never a channel
+    channels = [c for c in frame.columns if c != "timestamp"]
+    model = Model(name, threshold=threshold, time_column="timestamp", channels=channels, **params)
     start = time.perf_counter()
-    detector.fit(data[: series.train_rows])
+    model.fit(frame.iloc[: series.train_rows])
     fitted = time.perf_counter()
-    score = detector.score(data)
+    result = model.detect(frame)
     scored = time.perf_counter()
-    window = dominant_period(data[:, 0])
-    metrics = evaluate_scores(score[series.train_rows:], label[series.train_rows:], window)
-    return {**metrics, "fit_s": fitted - start, "score_s": scored - fitted,
+    test = slice(series.train_rows, None)
+    window = dominant_period(frame[channels[0]].to_numpy(np.float64))
+    metrics = evaluate_scores(result["score"].to_numpy()[test], label[test], window)
+    flags = flag_metrics(result["is_anomaly"].to_numpy()[test], label[test],
+                         oracle_f1=metrics["Standard-F1"], times=result["timestamp"].iloc[test])
+    return {**metrics, **flags, "fit_s": fitted - start, "score_s": scored - fitted,
             "sliding_window": int(window)}
 
 
-def _child(conn: Any, series: Series, name: str, params: dict[str, Any]) -> None:
+def _child(conn: Any, series: Series, name: str, params: dict[str, Any], threshold: str) -> None:
     try:
-        _one_thread_and_warm(name, params)
-        conn.send(("ok", run_series(series, name, params)))
+        _one_thread_and_warm(name, params, threshold)
+        # kept with the series' results (say, a threshold that fell back to the method's
+        # default) instead of two lines on stderr per run
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            values = run_series(series, name, params, threshold)
+        values["warnings"] = "; ".join(dict.fromkeys(str(w.message) for w in caught))
+        conn.send(("ok", values))
     except Exception as exc:  # reported as this series' error, the bench goes on
         conn.send(("error", f"{type(exc).__name__}: {exc}".splitlines()[0],
                    traceback.format_exc()))
@@ -119,10 +136,10 @@ def _child(conn: Any, series: Series, name: str, params: dict[str, Any]) -> None
         conn.close()
 
 
-def _one_thread_and_warm(name: str, params: dict[str, Any]) -> None:
-    """One CPU thread per run, as the BASELINES.md timings; then fit and score a tiny series
-    once, so one-time costs of a fresh process (imports, numba's compiled-code cache) are not
-    counted as the series' fit and score time."""
+def _one_thread_and_warm(name: str, params: dict[str, Any], threshold: str) -> None:
+    """One CPU thread per run, as the BASELINES.md timings; then fit and detect a tiny series
+    once, so one-time costs of a fresh process (imports, numba's compiled-code cache, the
+    threshold's first fit) are not counted as the series' fit and score time."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
@@ -132,11 +149,15 @@ def _one_thread_and_warm(name: str, params: dict[str, Any]) -> None:
         numba.set_num_threads(1)
     except ImportError:
         pass
-    from vigil.detectors import make_detector
+    from vigil import Model
 
-    warm = np.sin(np.arange(256, dtype=np.float64) / 5)[:, None]
+    rows = 512  # enough training scores for the pot threshold to fit, not to fall back
+    warm = pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=rows, freq="min"),
+                         "x": np.sin(np.arange(rows, dtype=np.float64) / 5)})
     try:
-        make_detector(name, **params).fit(warm).score(warm)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Model(name, threshold=threshold, **params).fit(warm).detect(warm)
     except Exception:  # the real run reports the method's own error
         pass
 
@@ -146,6 +167,7 @@ class _Task:
     series: Series
     name: str
     params: dict[str, Any]
+    threshold: str
 
     @property
     def label(self) -> str:
@@ -153,12 +175,13 @@ class _Task:
 
 
 def run_bench(series: list[Series], methods: list[tuple[str, dict[str, Any]]], *, jobs: int = 2,
-              timeout: float = 180.0,
+              timeout: float = 180.0, threshold: str = "pot",
               progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """Run every method on every series with anomalies, ``jobs`` processes at a time, each
-    stopped after ``timeout`` seconds; one row per (method, series), failures included."""
+    """Run every method (with ``threshold``, as ``vigil.Model`` takes it) on every series with
+    anomalies, ``jobs`` processes at a time, each stopped after ``timeout`` seconds; one row per
+    (method, series), failures included."""
     scored = [s for s in series if s.anomaly_rows > 0]
-    tasks = [_Task(s, name, params) for name, params in methods
+    tasks = [_Task(s, name, params, threshold) for name, params in methods
              for s in sorted(scored, key=lambda s: (s.collection, s.rows, s.path))]
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["numpy", "pandas", "scipy.stats", "sklearn.ensemble",
@@ -174,7 +197,8 @@ def run_bench(series: list[Series], methods: list[tuple[str, dict[str, Any]]], *
                 continue
             parent, child = context.Pipe(duplex=False)
             process = context.Process(target=_child, args=(child, task.series, task.name,
-                                                           task.params), daemon=True)
+                                                           task.params, task.threshold),
+                                      daemon=True)
             process.start()
             child.close()
             running[parent] = (process, task, time.monotonic())
@@ -214,13 +238,15 @@ def _row(task: _Task, status: str, **values: Any) -> dict[str, Any]:
 
 def summarize(results: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Per collection: one row per method with each metric's mean over the series it scored,
-    fit and score seconds per million rows, and counts of ok / timeouts / errors."""
+    fit and score seconds per million rows, and counts of ok / timeouts / errors. A method that
+    failed on any series is labelled ``(partial)``: its means leave those series out."""
     tables = {}
     for collection, group in results.groupby("collection", sort=True):
         table = []
         for method, runs in group.groupby("method", sort=False):
             ok = runs[runs["status"] == "ok"]
-            row: dict[str, Any] = {"method": method}
+            partial = " (partial)" if len(ok) < len(runs) else ""
+            row: dict[str, Any] = {"method": method + partial}
             for metric in TABLE_METRICS:
                 row[metric] = ok[metric].mean() if len(ok) else np.nan
             per_million = 1e6 / ok["rows"] if len(ok) else np.nan
@@ -240,22 +266,33 @@ def markdown(tables: dict[str, pd.DataFrame], command: str) -> str:
 
     lines = ["# vigil bench", "", f"Command: `{command}`", "",
              "Protocol: shared/datasets/BASELINES.md (fit on the manifest's train_rows, metrics "
-             "on the rest, TSB-AD 1.5 metric definitions). F1-type metrics use an oracle "
-             f"threshold. {POINT_ADJUST_NOTE}", ""]
+             "on the rest, TSB-AD 1.5 metric definitions). The flag metrics (flagged ... delay) "
+             "judge the model's own threshold; the other F1-type metrics use an oracle "
+             f"threshold. {POINT_ADJUST_NOTE} Each value is the mean over the series a method "
+             "scored (delay: over those where it caught an event, in rows); `(partial)` marks a "
+             "method that failed on some series, so its means leave them out. Fit = "
+             "`Model.fit` (detector and threshold), score = `Model.detect` on all rows.", ""]
     for collection, table in tables.items():
         shown = table.rename(columns={"PA-F1": "PA-F1 (optimistic)"})
         header = list(shown.columns)
         lines += [f"## {collection}", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]
         for _, row in shown.iterrows():
-            cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
+def _cell(value: Any) -> str:
+    """A table cell: three decimals, and blank where there is no value (as BASELINES.md)."""
+    if isinstance(value, float):
+        return "" if np.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
 def write_results(results: pd.DataFrame, out_dir: str | Path, command: str) -> Path:
-    """Write ``series.csv`` (one row per method and series) and ``summary.md``."""
+    """Write ``series.csv`` (one row per method and series: its metrics, timings, error or
+    warnings) and ``summary.md``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results.to_csv(out_dir / "series.csv", index=False)
