@@ -10,6 +10,7 @@ into events, per series. ``detect`` returns one output row per input row.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ import pandas as pd
 from vigil import io
 from vigil.alarms import Alarms, make_alarms
 from vigil.detectors import DEFAULT_METHOD, Detector, make_detector
-from vigil.errors import DataError, NotFittedError
+from vigil.errors import DataError, FitWarning, NotFittedError
 from vigil.thresholds import Threshold, make_threshold
 
 #: Rows scored per step when progress is reported; the detector chunks further by memory.
@@ -86,6 +87,7 @@ class Model:
         """
         ds = self._dataset(data, fitting=True)
         X = ds.values()[ds.order]
+        _warn_constant(X, ds.channels)
         self.detector.fit(X)
         self.channels_ = list(ds.channels)
         self.time_column_ = ds.time_column
@@ -228,6 +230,16 @@ def load(path: str | os.PathLike[str]) -> Model:
     from vigil.persist import load as _load
 
     return _load(path)
+
+
+def _warn_constant(X: np.ndarray, channels: Sequence[str]) -> None:
+    """Say which channels never change in the training rows: their normal spread is unknown,
+    so any later change in them scores as extreme."""
+    constant = [name for name, flat in zip(channels, np.ptp(X, axis=0) == 0) if flat]
+    if constant and len(X) > 1:
+        shown = ", ".join(constant[:8]) + (f" and {len(constant) - 8} more" if len(constant) > 8 else "")
+        warnings.warn(f"{len(constant)} of {len(channels)} channels never change in the training "
+                      f"rows, so any change in them will score as extreme: {shown}.", FitWarning, stacklevel=3)
 
 
 def _array_frame(X: np.ndarray, channels: Sequence[str] | None) -> pd.DataFrame:

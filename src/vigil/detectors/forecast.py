@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from vigil.detectors.base import Detector, Param
-from vigil.detectors.statistical import MAD_TO_SIGMA, MEAN_AD_TO_SIGMA, _floor_scale
+from vigil.detectors.statistical import MAD_TO_SIGMA, MEAN_AD_TO_SIGMA, channel_scale
 from vigil.errors import DataError
 
 #: Smallest window ``window="auto"`` picks: TSB-AD's period estimator trusts no period below 6
@@ -122,7 +122,7 @@ class ForecastResidual(Detector):
         deviation = np.abs(X - self.center_)
         scale = MAD_TO_SIGMA * np.median(deviation, axis=0)
         mean_ad = MEAN_AD_TO_SIGMA * deviation.mean(axis=0)
-        self.scale_ = _floor_scale(np.where(scale > 0, scale, mean_ad), self.center_)
+        self.scale_ = channel_scale(np.where(scale > 0, scale, mean_ad), X)
         Z = (X - self.center_) / self.scale_
         d, w = X.shape[1], self.window_
         if self.model == "poly":

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import linalg, stats
 
 from vigil.detectors.base import Detector, Param
-from vigil.detectors.statistical import _floor_scale
+from vigil.detectors.statistical import channel_scale
 
 #: Ridge added to the covariance of the standardised channels (unit variances): keeps the
 #: precision finite when channels are collinear or constant, far below any real variance.
@@ -53,7 +53,7 @@ class Mahalanobis(Detector):
 
     def _fit(self, X: np.ndarray) -> None:
         self.center_ = X.mean(axis=0)
-        self.scale_ = _floor_scale(X.std(axis=0), self.center_)
+        self.scale_ = channel_scale(X.std(axis=0), X)
         Z = (X - self.center_) / self.scale_
         covariance = np.atleast_2d(np.cov(Z, rowvar=False, bias=True))
         covariance[np.diag_indices_from(covariance)] += RIDGE

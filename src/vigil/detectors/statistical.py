@@ -3,8 +3,8 @@ Tukey's IQR fences as a continuous score.
 
 Each channel is scored on its own scale learnt from the training rows; the row's score is the
 largest channel score, and that channel is the one that drove it (``score_channels``). No scale
-is ever zero: a constant training channel gets a tiny floor, so any later change stands out
-instead of dividing by zero.
+is ever zero: it is floored at a tiny fraction of the channel's own magnitude, so a channel
+constant in training does not divide by zero and any later change in it stands out.
 """
 
 from __future__ import annotations
@@ -24,9 +24,19 @@ SCALE_FLOOR = 1e-9
 
 
 def _floor_scale(scale: np.ndarray, center: np.ndarray) -> np.ndarray:
-    """Replace zero (or negligible) scales by a tiny floor relative to the channel's level."""
+    """Replace zero (or negligible) scales by a tiny floor relative to the level (for scores,
+    whose level sets their precision)."""
     floor = SCALE_FLOOR * np.maximum(1.0, np.abs(center))
     return np.where(scale > floor, scale, floor)
+
+
+def channel_scale(scale: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Per-channel ``scale`` fitted on the training rows ``X``, floored at ``SCALE_FLOOR`` times
+    the channel's own magnitude (its largest absolute value; 1 for an all-zero channel). Relative,
+    so a channel of tiny values (1e-10 +- 1e-12) keeps its real spread and a 20-sigma jump in it
+    still stands out; a channel constant in training gets the floor, so any change stands out."""
+    magnitude = np.abs(X).max(axis=0)
+    return np.maximum(scale, SCALE_FLOOR * np.where(magnitude > 0, magnitude, 1.0))
 
 
 class _PerChannel(Detector):
@@ -91,7 +101,7 @@ class ZScore(_PerChannel):
 
     def _fit(self, X: np.ndarray) -> None:
         self.center_ = X.mean(axis=0)
-        self.scale_ = _floor_scale(X.std(axis=0), self.center_)
+        self.scale_ = channel_scale(X.std(axis=0), X)
 
 
 class RobustZScore(_PerChannel):
@@ -116,7 +126,7 @@ class RobustZScore(_PerChannel):
         deviation = np.abs(X - self.center_)
         scale = MAD_TO_SIGMA * np.median(deviation, axis=0)
         mean_ad = MEAN_AD_TO_SIGMA * deviation.mean(axis=0)
-        self.scale_ = _floor_scale(np.where(scale > 0, scale, mean_ad), self.center_)
+        self.scale_ = channel_scale(np.where(scale > 0, scale, mean_ad), X)
 
 
 class IQR(_PerChannel):
@@ -141,7 +151,7 @@ class IQR(_PerChannel):
     def _fit(self, X: np.ndarray) -> None:
         q1, q3 = np.quantile(X, [0.25, 0.75], axis=0)
         self.center_ = (q1 + q3) / 2
-        self.scale_ = _floor_scale(q3 - q1, self.center_)
+        self.scale_ = channel_scale(q3 - q1, X)
 
     def _offset(self) -> float:
         # distance outside a fence = |x - mid| / IQR - (half the box + k), in IQR units

@@ -19,7 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from vigil.detectors.base import Detector, Param
-from vigil.detectors.statistical import _floor_scale
+from vigil.detectors.statistical import channel_scale
 from vigil.errors import DataError
 from vigil.preprocess import dominant_period, subsequences, windows_to_points
 
@@ -60,7 +60,7 @@ class _Subsequence(Detector):
     def _fit(self, X: np.ndarray) -> None:
         self.window_ = self._fitted_window(X)
         self.center_ = X.mean(axis=0)
-        self.scale_ = _floor_scale(X.std(axis=0), self.center_)
+        self.scale_ = channel_scale(X.std(axis=0), X)
         rng = np.random.default_rng(self.random_state)
         samples = []
         for j in range(X.shape[1]):
