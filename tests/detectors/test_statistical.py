@@ -61,3 +61,11 @@ def test_parameters_are_checked_with_one_clear_message():
         IQR(k=-1).fit(np.zeros((10, 1)))
     with pytest.raises(ConfigError, match="iqr has no parameter 'window'"):
         IQR(window=3)
+
+
+@pytest.mark.parametrize("cls", [ZScore, RobustZScore])
+def test_a_jump_in_a_channel_of_tiny_values_stands_out(cls):
+    # the scale floor is relative to the channel's magnitude: 1e-10 +- 1e-12 keeps its spread
+    X = 1e-10 + 1e-12 * np.random.default_rng(0).normal(size=(1000, 1))
+    det = cls().fit(X)
+    assert det.score(np.array([[1e-10 + 20e-12]]))[0] > 15

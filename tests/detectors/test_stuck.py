@@ -112,3 +112,12 @@ def test_both_stuck_events_in_the_sample_data_are_caught():
     false_runs = np.count_nonzero(np.diff(elsewhere.astype(int), prepend=0) == 1)
     print(f"false-alarm runs elsewhere: {false_runs} ({elsewhere.sum()} rows)")
     assert false_runs <= 2
+
+
+def test_a_stuck_spell_inside_the_training_rows_is_still_flagged():
+    # vigil detect fits on the file it flags: the spell must not become the normal hold
+    X = np.random.default_rng(3).normal(20.0, 1.0, size=(5000, 1)).round(2)
+    X[3000:3200, 0] = X[3000, 0]
+    det = StuckSensor().fit(X)
+    assert det.reference_[0] < 20
+    assert (det.score(X)[3000:3200] > det.natural_threshold).sum() > 150

@@ -48,6 +48,21 @@ def run_lengths(x: np.ndarray) -> np.ndarray:
     return starts
 
 
+#: A training run longer than this many times the channel's 99th-percentile run is itself a
+#: stuck spell, not a normal hold (our choice: a hold-by-design channel's runs vary by far less).
+OUTLIER_RUN_FACTOR = 3.0
+
+
+def _normal_longest(x: np.ndarray) -> int:
+    """The longest run of ``x`` that is not an outlier among its runs: runs longer than
+    ``OUTLIER_RUN_FACTOR`` times the 99th percentile of the run lengths are left out."""
+    changes = np.flatnonzero(x[1:] != x[:-1]) + 1
+    lengths = np.diff(np.r_[0, changes, len(x)])
+    limit = OUTLIER_RUN_FACTOR * np.quantile(lengths, 0.99)
+    normal = lengths[lengths <= limit]
+    return int(normal.max()) if normal.size else int(lengths.max())
+
+
 class StuckSensor(Detector):
     """Stuck sensor: the current run of one repeated value, in units of the longest run the channel
     held in training (at least ``min_run`` rows), the largest over channels.
@@ -86,12 +101,14 @@ class StuckSensor(Detector):
     natural_threshold = 1.5
 
     def _fit(self, X: np.ndarray) -> None:
-        # The longest training run, not a high quantile: the training rows are clean by contract,
-        # and a hold-by-design channel's long runs are its normal behaviour; a quantile below the
-        # maximum would score the training set's own longest holds as anomalies. Exact equality,
+        # The longest normal training run, not a high quantile: a hold-by-design channel's long
+        # runs are its normal behaviour, and a quantile below the maximum would score the
+        # training set's own longest holds as anomalies. But training data may hold a stuck
+        # spell itself (`vigil detect` fits on the file it flags), so a run far longer than
+        # nearly all others is left out (_normal_longest). Exact equality,
         # not a tolerance: a frozen reading repeats bit for bit (the last value carried forward),
         # while a tolerance would merge a slow, legitimate one-quantum-a-row movement into a run.
-        longest = np.array([run_lengths(X[:, j]).max() for j in range(X.shape[1])], dtype=float)
+        longest = np.array([_normal_longest(X[:, j]) for j in range(X.shape[1])], dtype=float)
         reference = np.maximum(longest, float(self.min_run))
         # One run through all training rows: the channel is constant by design; never flag it.
         self.reference_ = np.where(longest >= len(X), np.inf, reference)
