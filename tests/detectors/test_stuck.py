@@ -60,7 +60,7 @@ def test_a_channel_constant_through_training_is_never_flagged():
 
 
 def test_scores_saturate_at_the_cap():
-    x = np.zeros((1000, 1))
+    x = np.full((1000, 1), 20.0)  # frozen mid-range after row 500
     x[:500, 0] = noisy(500).ravel()
     det = StuckSensor(saturation=3.0).fit(x[:500])
     scores = det.score(x)
@@ -121,3 +121,21 @@ def test_a_stuck_spell_inside_the_training_rows_is_still_flagged():
     det = StuckSensor().fit(X)
     assert det.reference_[0] < 20
     assert (det.score(X)[3000:3200] > det.natural_threshold).sum() > 150
+
+
+def test_a_hold_at_the_training_floor_or_ceiling_is_not_stuck():
+    X = np.clip(noisy(3000), 19.0, None)  # floored at 19.0, as an idle reading or a clipped one
+    det = StuckSensor().fit(X[:1000])
+    X[2000:2500, 0] = 19.0  # idling at the floor
+    X[1200:1700, 0] = 20.5  # frozen mid-range
+    scores = det.score(X)
+    assert scores[2000:2500].max() == 0.0 and scores[1300:1700].min() > det.natural_threshold
+
+
+def test_a_discrete_channel_is_not_watched():
+    rng = np.random.default_rng(4)
+    command = (rng.random(3000) < 0.02).astype(float)  # a 0/1 command that seldom fires
+    X = np.c_[command, rng.normal(size=3000)]
+    det = StuckSensor().fit(X[:1000])
+    X[1000:, 0] = 0.0  # a long quiet spell: normal for a command
+    assert det.score_channels(X)[:, 0].max() == 0.0

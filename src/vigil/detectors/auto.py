@@ -12,6 +12,10 @@ that depends only on the shape of the data:
   skab is 0.909 instead of 0.904, but on the bundled plant data, whose channels follow one
   another, it is 0.29 instead of 0.43: the joint member is kept for data beyond these files.
 
+Both rules also watch for stuck sensors (``stuck``): a run of one repeated value longer than any
+normal hold in training scores as that many times the ensemble's largest training score, so a
+frozen reading (in range, so invisible to every other member) is flagged like any anomaly.
+
 Nothing is keyed to a file, a collection or a label. Training parts too short for windowed
 models (under ``MIN_WINDOWED_ROWS`` rows) use the robust z-score alone, with a warning.
 """
@@ -28,12 +32,16 @@ from vigil.detectors.statistical import MAD_TO_SIGMA, _floor_scale
 from vigil.errors import FitWarning
 
 #: Every member method, in a fixed order (the model file's ``use_`` mask relies on it).
-MEMBERS = ("subsequence_kmeans", "subsequence_pca", "forecast", "robust_zscore", "mahalanobis")
+MEMBERS = ("subsequence_kmeans", "subsequence_pca", "forecast", "robust_zscore", "mahalanobis",
+           "stuck")
 WINDOWED = {"subsequence_kmeans", "subsequence_pca", "forecast"}
+#: Members that are rules rather than scores: each is combined by the maximum, on the scale of
+#: the ensemble's largest training score, only where it passes its own natural threshold.
+RULE_MEMBERS = ("stuck",)
 #: channels -> (members, how their scores combine); see the module docstring for the evidence.
 RULES = {
-    "one channel": (("subsequence_kmeans", "subsequence_pca", "forecast"), "max"),
-    "several channels": (("subsequence_pca", "robust_zscore", "mahalanobis"), "mean"),
+    "one channel": (("subsequence_kmeans", "subsequence_pca", "forecast", "stuck"), "max"),
+    "several channels": (("subsequence_pca", "robust_zscore", "mahalanobis", "stuck"), "mean"),
     "short": (("robust_zscore",), "mean"),
 }
 #: Ten windows of the windowed members' smallest window (6 rows): fewer rows cannot fit them.
@@ -91,29 +99,48 @@ class Auto(Detector):
         centers, scales = np.zeros(len(MEMBERS)), np.ones(len(MEMBERS))
         for i, member in enumerate(members):
             if self.use_[i]:
-                train = member.fit(X).score(X)
-                if rule != "short":  # alone, a member keeps its own scale and cut-off
+                member.fit(X)
+                if rule != "short" and MEMBERS[i] not in RULE_MEMBERS:
+                    train = member.score(X)  # alone, a member keeps its own scale and cut-off
                     centers[i] = np.median(train)
                     scales[i] = MAD_TO_SIGMA * np.median(np.abs(train - centers[i]))
         self.center_ = centers
         self.scale_ = _floor_scale(scales, centers)
         self._members = members
+        self.rule_scale_ = 1.0
+        if any(self.use_[MEMBERS.index(m)] for m in RULE_MEMBERS):
+            self.rule_scale_ = max(float(self._combine(self._parts(X, "score")).max()), 1.0)
 
     def _active(self) -> list[tuple[int, Detector]]:
         return [(i, m) for i, m in enumerate(self._members) if self.use_[i]]
+
+    def _parts(self, X: np.ndarray, how: str) -> list[np.ndarray]:
+        """The score members' normalised scores (``how``: "score" or "score_channels")."""
+        return [(getattr(m, how)(X) - self.center_[i]) / self.scale_[i]
+                for i, m in self._active() if MEMBERS[i] not in RULE_MEMBERS]
 
     def _combine(self, parts: list[np.ndarray]) -> np.ndarray:
         if self.combine_max_:
             return np.maximum.reduce(parts)
         return np.mean(parts, axis=0)
 
+    def _with_rules(self, X: np.ndarray, how: str) -> np.ndarray:
+        out = self._combine(self._parts(X, how))
+        for i, m in self._active():
+            if MEMBERS[i] in RULE_MEMBERS:
+                rule = getattr(m, how)(X) / m.natural_threshold
+                np.maximum(out, np.where(rule > 1.0, self.rule_scale_ * rule, -np.inf), out=out)
+        return out
+
     def _score(self, X: np.ndarray) -> np.ndarray:
-        return self._combine([(m.score(X) - self.center_[i]) / self.scale_[i]
-                              for i, m in self._active()])
+        return self._with_rules(X, "score")
 
     def _score_channels(self, X: np.ndarray) -> np.ndarray:
-        return self._combine([(m.score_channels(X) - self.center_[i]) / self.scale_[i]
-                              for i, m in self._active()])
+        return self._with_rules(X, "score_channels")
+
+    @property
+    def kinds(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("spike", "stuck")
 
     def _context_rows(self) -> int:
         return max(m._context_rows() for _, m in self._active())
@@ -131,6 +158,11 @@ class Auto(Detector):
     def set_state(self, state: dict[str, np.ndarray]) -> Auto:
         """Restore own and member state saved by :meth:`get_state`."""
         own = {k: v for k, v in state.items() if "." not in k}
+        # Files saved before a member was added: it is simply not used.
+        for key, fill in (("use_", 0), ("center_", 0.0), ("scale_", 1.0)):
+            if key in own and own[key].size < len(MEMBERS):
+                own[key] = np.r_[own[key], np.full(len(MEMBERS) - own[key].size, fill)]
+        own.setdefault("rule_scale_", np.asarray(1.0))
         super().set_state(own)
         self._members = self._make_members()
         for i, member in self._active():

@@ -6,8 +6,9 @@ holds one value in normal operation, its *reference run*: the longest run of rep
 the training rows. A row's channel score is the length of the run it is in so far, divided by that
 reference, so 1.0 means "as long as the longest normal hold". Channels that hold by design (a
 reading updated every 5 rows, a coarsely quantised one) have long reference runs and are learned,
-not flagged; a channel constant through the whole training set is never flagged (a stuck reading
-cannot be told from its normal behaviour). The row's score is the largest channel score, and that
+not flagged; a channel constant through the whole training set, or a discrete one (a 0/1 command,
+a state code: fewer distinct values than 1% of the rows), is never flagged (a stuck reading cannot
+be told from its normal behaviour). The row's score is the largest channel score, and that
 channel is the one that drove it (``score_channels``).
 
 Causal and chunk-exact: a row's run length needs only the rows before it, and it is capped at
@@ -51,6 +52,13 @@ def run_lengths(x: np.ndarray) -> np.ndarray:
 #: A training run longer than this many times the channel's 99th-percentile run is itself a
 #: stuck spell, not a normal hold (our choice: a hold-by-design channel's runs vary by far less).
 OUTLIER_RUN_FACTOR = 3.0
+
+
+#: A channel with fewer distinct training values than this fraction of its rows is discrete and
+#: is not watched. Measured on shared/datasets: channels below 1% (0/1 command channels of the
+#: spacecraft telemetry, counters of the server metrics) hold values in normal test rows 3-20%
+#: of the time longer than in training; channels above it under 0.2%, bar a few nab series.
+DISCRETE_FRACTION = 0.01
 
 
 def _normal_longest(x: np.ndarray) -> int:
@@ -111,7 +119,11 @@ class StuckSensor(Detector):
         longest = np.array([_normal_longest(X[:, j]) for j in range(X.shape[1])], dtype=float)
         reference = np.maximum(longest, float(self.min_run))
         # One run through all training rows: the channel is constant by design; never flag it.
-        self.reference_ = np.where(longest >= len(X), np.inf, reference)
+        # Nor a discrete channel (a state, a command, a count): holding a value is what it does.
+        distinct = np.array([np.unique(X[:, j]).size for j in range(X.shape[1])])
+        discrete = distinct < DISCRETE_FRACTION * len(X)
+        self.reference_ = np.where((longest >= len(X)) | discrete, np.inf, reference)
+        self.low_, self.high_ = X.min(axis=0), X.max(axis=0)
 
     def _caps(self) -> np.ndarray:
         """Per channel, the longest run the score counts (0 for a never-flagged channel)."""
@@ -135,6 +147,9 @@ class StuckSensor(Detector):
         runs = run_lengths(x)
         np.minimum(runs, cap, out=runs)
         np.divide(runs, self.reference_[j], out=out)
+        # A hold at the channel's training floor or ceiling is idling or saturation (no traffic,
+        # a valve fully open), not a frozen reading.
+        out[(x <= self.low_[j]) | (x >= self.high_[j])] = 0.0
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         out = np.empty(len(X))
