@@ -1,10 +1,6 @@
-"""Thresholds turn anomaly scores into decisions. A detector scores (higher = more anomalous);
-a threshold is fitted on *training* scores, stores one number ``value_`` and then calls every
-score ``> value_`` an anomaly. Four methods: a fixed cut-off, an empirical quantile, mean + k
-standard deviations, and peaks-over-threshold (POT) from extreme value theory. When there are
-too few training scores, a threshold falls back to the detector's natural cut-off (or to the
-largest training score), says so in one ``FitWarning`` and records ``fallback_used_ = True``.
-Fitted thresholds round-trip through ``to_dict`` / ``from_dict`` (plain JSON)."""
+"""The threshold contract and the simple thresholds: a fixed cut-off, an empirical quantile and
+mean + k standard deviations. ``Threshold.fit(training_scores)`` stores one number ``value_``;
+``decide`` calls every score above it an anomaly."""
 
 from __future__ import annotations
 
@@ -16,9 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vigil.errors import ConfigError, DataError, FitWarning, NotFittedError
-from vigil.evt import fit_gpd
 
-# (low, high, low_closed, high_closed) for every float parameter.
 _Interval = tuple[float, float, bool, bool]
 _OPEN_UNIT: _Interval = (0.0, 1.0, False, False)
 _ALL_REALS: _Interval = (-math.inf, math.inf, False, False)
@@ -138,6 +132,8 @@ class Threshold:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Threshold:
         """Rebuild a threshold from ``to_dict`` output; a fitted one decides exactly as before."""
+        from vigil.thresholds import THRESHOLDS
+
         if not isinstance(d, dict) or d.get("name") not in THRESHOLDS:
             raise ConfigError(f"A threshold dict needs 'name' in {sorted(THRESHOLDS)}. Got {d!r}.")
         params = d.get("params", {})
@@ -219,169 +215,6 @@ class Sigma(Threshold):
         if scores.min() == scores.max():
             return float(scores[0])
         return float(scores.mean() + params["k"] * scores.std(ddof=0))
-
-
-class POT(Threshold):
-    """Peaks over threshold (Siffer, Fouque, Termier, Largouet, "Anomaly Detection in Streams with
-    Extreme Value Theory", KDD 2017): fit a generalized Pareto tail above the ``level`` quantile
-    and extrapolate to the score a normal point exceeds with probability ``risk``."""
-
-    name = "pot"
-    description = "peaks over threshold (EVT): the score normal data exceeds with probability risk"
-    # level 0.98: the initial-threshold quantile Siffer et al. 2017 recommend (also the default of
-    # their reference code, Amossys-team/SPOT); risk 1e-4: our default, one false alarm per 10,000
-    # normal scores.
-    _parameter_constraints = {"risk": _OPEN_UNIT, "level": _OPEN_UNIT}
-    _primary, _min_scores_param = "risk", "level"
-    # 10 peaks: our floor for a two-parameter maximum-likelihood fit (not from the paper).
-    MIN_PEAKS: ClassVar[int] = 10
-
-    def __init__(self, *, risk: float = 1e-4, level: float = 0.98) -> None:
-        super().__init__(risk=risk, level=level)
-
-    @property
-    def min_scores(self) -> int:
-        """MIN_PEAKS / (1 - level): enough scores to expect MIN_PEAKS above the initial cut."""
-        return math.ceil(round(self.MIN_PEAKS / (1.0 - self._validated_params()["level"]), 9))
-
-    #: A generalized Pareto shape of 1/2 or more means infinite variance: seldom the tail of
-    #: normal scores, usually a sign that anomalies fill the training tail.
-    HEAVY_SHAPE: ClassVar[float] = 0.5
-    #: At most this many rounds of leaving out training scores that are anomalies themselves.
-    MAX_ROUNDS: ClassVar[int] = 50
-    #: A training score is an anomaly itself when n normal scores would reach it with
-    #: probability below this (a Grubbs-style outlier test on the fitted tail; our choice).
-    OUTLIER_ALPHA: ClassVar[float] = 0.01
-
-    def _fit_value(self, scores: np.ndarray, params: dict[str, float]) -> float:
-        """Fit the tail, leaving out training scores that are anomalies themselves.
-
-        Training data holds anomalies too (``vigil detect`` fits on the file it flags), and a
-        few huge scores fatten the fitted tail until the threshold lies above them. As SPOT
-        never lets an alarm update its tail, the largest score is tested against the tail
-        fitted without it: if n normal scores would reach it with probability below
-        ``OUTLIER_ALPHA``, it and every score as extreme are left out and the tail refitted.
-        This handles a few separate anomalies; when anomalies fill more than the tail (more
-        than 1 - level of the rows), fit on clean rows instead (``--train-rows``).
-        """
-        ordered = np.sort(scores)
-        value = self._tail_value(ordered, params)
-        fitted, kept = dict(self.details_), ordered.size
-        for _ in range(self.MAX_ROUNDS):
-            try:
-                self._tail_value(ordered[: kept - 1], params)
-            except _CannotFit:
-                break
-            limit = self._outlier_limit()
-            if ordered[kept - 1] <= limit:
-                break
-            kept = int(np.searchsorted(ordered[:kept], limit, side="right"))
-            value = self._tail_value(ordered[:kept], params)
-            fitted = dict(self.details_)
-        self.details_ = {**fitted, "n_excluded": int(ordered.size - kept)}
-        if self.details_["shape"] >= self.HEAVY_SHAPE:
-            warnings.warn(
-                f"pot threshold: the training scores' tail is very heavy (shape "
-                f"{self.details_['shape']:.2f} >= {self.HEAVY_SHAPE}), as when the training rows "
-                f"hold many anomalies; the threshold {_fmt(value)} may be too high to flag them. "
-                "Fit on clean rows (--train-rows N) or choose a threshold (e.g. quantile:0.99).",
-                FitWarning, stacklevel=4)
-        return value
-
-    def _outlier_limit(self) -> float:
-        """The score that the n training scores exceed with probability OUTLIER_ALPHA under the
-        tail just fitted: Siffer's z_q with q = OUTLIER_ALPHA / n, so q n / N_t = alpha / N_t."""
-        d = self.details_
-        ratio = self.OUTLIER_ALPHA / d["n_peaks"]
-        if d["shape"] == 0.0:
-            return d["initial"] - d["scale"] * math.log(ratio)
-        return d["initial"] + d["scale"] / d["shape"] * math.expm1(-d["shape"] * math.log(ratio))
-
-    def _tail_value(self, scores: np.ndarray, params: dict[str, float]) -> float:
-        """Siffer's threshold from the tail of ``scores`` (sorted ascending)."""
-        initial = self._initial(scores, params["level"])
-        peaks = scores[scores > initial] - initial
-        if peaks.size < self.MIN_PEAKS:
-            raise _CannotFit(f"only {peaks.size} of {scores.size} training scores lie above the "
-                             f"initial threshold {_fmt(initial)} (needs >= {self.MIN_PEAKS} peaks)")
-        if peaks.max() == peaks.min():
-            raise _CannotFit(f"all {peaks.size} peaks above the initial threshold {_fmt(initial)} "
-                             f"are equal, so no tail can be fitted")
-        shape, scale = fit_gpd(peaks)
-        if not (math.isfinite(shape) and math.isfinite(scale) and scale > 0):
-            raise _CannotFit(f"the generalized Pareto fit to {peaks.size} peaks failed")
-        # Siffer et al. 2017: z_q = t + sigma/gamma * ((q n / N_t)^-gamma - 1); expm1 keeps
-        # it exact for small gamma. gamma == 0 (exponential tail): z_q = t - sigma log(q n / N_t).
-        log_ratio = math.log(params["risk"] * scores.size / peaks.size)
-        if shape == 0.0:
-            value = initial - scale * log_ratio
-        else:
-            value = initial + scale / shape * math.expm1(-shape * log_ratio)
-        self.details_.update(initial=initial, shape=shape, scale=scale, n_peaks=int(peaks.size))
-        # Guard: risk >= N_t/n extrapolates below t; overflow gives inf. Both fall back to t.
-        return value if math.isfinite(value) and value >= initial else initial
-
-
-    def _initial(self, ordered: np.ndarray, level: float) -> float:
-        """The ``level`` quantile, lowered to the next distinct score below while ties leave
-        fewer than MIN_PEAKS scores above it, or only equal ones (windowed detectors give
-        flat runs of equal scores: a row takes the worst of the windows covering it)."""
-        initial = float(np.quantile(ordered, level))
-        n = ordered.size
-        while True:
-            above = n - int(np.searchsorted(ordered, initial, side="right"))
-            if above >= self.MIN_PEAKS and ordered[-1] != ordered[n - above]:
-                return initial
-            below = int(np.searchsorted(ordered, initial, side="left"))
-            if below == 0:
-                return initial
-            initial = float(ordered[below - 1])
-
-
-THRESHOLDS: dict[str, type[Threshold]] = {cls.name: cls for cls in (POT, Quantile, Sigma, Fixed)}
-"""Every threshold by name; each class's ``description`` is its one-line help."""
-
-
-def make_threshold(spec: Threshold | str | float | dict[str, Any]) -> Threshold:
-    """A threshold from a spec: an instance, ``"pot"``, ``"quantile:0.995"``, ``"sigma:4"``,
-    ``"pot:1e-3"`` (the risk), ``"fixed:2.5"``, a number (fixed cut-off) or a ``to_dict`` dict.
-
-    >>> make_threshold("quantile:0.9").fit(range(1, 11)).decide([9.5, 9.0]).tolist()
-    [True, False]
-    """
-    if isinstance(spec, Threshold):
-        return spec
-    if isinstance(spec, dict):
-        return Threshold.from_dict(spec)
-    if _is_real(spec):
-        return _checked(Fixed(value=float(spec)))
-    if not isinstance(spec, str):
-        raise ConfigError(f"A threshold must be a name like 'pot' or 'quantile:0.99', a number, a "
-                          f"dict or a Threshold. Got {spec!r}.")
-    if _parse_float(spec) is not None:  # "2.5" on a command line
-        return _checked(Fixed(value=float(spec)))
-    name, _, arg = (part.strip() for part in spec.partition(":"))
-    cls = THRESHOLDS.get(name.lower())
-    if cls is None:
-        raise ConfigError(f"Unknown threshold {name!r} in {spec!r}; valid names: "
-                          f"{', '.join(THRESHOLDS)} (optionally with one number, "
-                          f"e.g. 'quantile:0.995').")
-    if not arg:
-        if cls is Fixed:
-            raise ConfigError(f"The fixed threshold needs a value, e.g. 'fixed:2.5'. Got {spec!r}.")
-        return _checked(cls())
-    value = _parse_float(arg)
-    if value is None:
-        raise ConfigError(f"Cannot read {arg!r} in {spec!r} as a number for the {cls._primary!r} "
-                          f"parameter of {cls.name}.")
-    return _checked(cls(**{cls._primary: value}))
-
-
-def _parse_float(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
 
 
 def _checked(threshold: Threshold) -> Threshold:
