@@ -1,16 +1,25 @@
 """The vigil command line, run as a user runs it: exit codes, one-line errors, outputs."""
 
+import re
 import subprocess
 import sys
+import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from vigil import __version__
+from vigil import __version__, sample_data
+from vigil.alarms import event_table
 from vigil.cli import app
+from vigil.io import read
+from vigil.model import Model, load
+from vigil.report import duration_text
 
-EXAMPLE = "../shared/datasets/examples/sensor_data.csv"
+EXAMPLE = str(Path(__file__).resolve().parents[2] / "shared" / "datasets" / "examples"
+              / "sensor_data.csv")
+SENSORS = str(sample_data.path())  # the bundled three weeks of plant data
 runner = CliRunner()
 
 
@@ -44,6 +53,8 @@ def test_detect_on_the_four_row_example(tmp_path):
     assert "too few to fit a threshold" in result.stderr
     scores = pd.read_csv(out)
     assert len(scores) == 4 and scores["is_anomaly"].tolist() == [False, False, True, False]
+    assert scores["event"].tolist() == [0, 0, 1, 0]
+    assert "1 anomaly event (1 row of 4, 25.00%)" in result.stdout
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -69,6 +80,13 @@ def test_train_then_score(tmp_path):
         (["detect", EXAMPLE, "-p", "window"], "expected name=value"),
         (["detect", EXAMPLE, "--threshold", "magic"], "magic"),
         (["score", EXAMPLE, "--model", "absent.vigil"], "no such model file"),
+        (["detect", EXAMPLE, "--merge-gap", "-1"], "The 'merge_gap' alarm rule must be an int >= 0"),
+        (["detect", EXAMPLE, "--min-rows", "0"], "The 'min_rows' alarm rule must be an int >= 1"),
+        (["detect", EXAMPLE, "--exit-level", "2"], "The 'exit_level' alarm rule must be a float"),
+        (["detect", EXAMPLE, "--alarms", "loud"], "--alarms must be default or off"),
+        (["train", EXAMPLE, "-o", "never.vigil", "--cooldown", "-3"], "'cooldown' alarm rule"),
+        (["detect", EXAMPLE, "--show", "-1"], "--show -1: give how many events to print"),
+        (["score", EXAMPLE, "--model", "absent.vigil", "--show", "-5"], "--show -5"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(args, message):
@@ -90,3 +108,81 @@ def test_demo_writes_table_plot_and_model(tmp_path):
     for name in ("scores.csv", "anomalies.png", "model.vigil"):
         assert (tmp_path / name).exists()
     assert str(tmp_path / "anomalies.png") in result.stdout.replace("\n", "")
+
+
+def _printed_events(stdout):
+    """Event numbers in the first column of the printed events table (a wrapped row's second
+    line has no number)."""
+    return [int(n) for n in re.findall(r"^│\s+(\d+) │", stdout, re.M)]
+
+
+def _summary_count(stdout):
+    """K of the summary line "K anomaly events (...)" (0 for "No anomaly events")."""
+    found = re.search(r"^(\d+|No) anomaly events? \(", stdout, re.M)
+    return 0 if found.group(1) == "No" else int(found.group(1))
+
+
+@pytest.fixture(scope="module")
+def sensors_events():
+    """The events of the bundled data found in process, as detect --train-rows 10080 finds them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the CLI test shows them; here they are repeats
+        data = read(SENSORS)
+        model = Model().fit(data.frame.iloc[:10080])
+        return event_table(model.detect(data))
+
+
+def test_detect_prints_the_models_events(sensors_events):
+    result = vigil("detect", SENSORS, "--train-rows", 10080, "--show", 1000)
+    assert result.exit_code == 0, result.output
+    assert _printed_events(result.stdout) == sensors_events["event"].tolist()
+    assert f"Anomaly events ({len(sensors_events)})" in result.stdout
+    rows = int(sensors_events["rows"].sum())
+    assert re.search(rf"^{len(sensors_events)} anomaly events \({rows} rows of 30240, "
+                     r"[\d.]+%\); threshold [\d.]+ on the auto score; alarm rules: exit level 0.5, "
+                     r"merge gap 3, min rows 2", result.stdout, re.M)
+    first = duration_text(sensors_events["duration"].iloc[0])
+    assert re.fullmatch(r"\d+[dhms]( \d+[hms])?", first) and f"│ {first} " in result.stdout
+
+
+def test_show_limits_the_table_and_zero_prints_only_the_summary(sensors_events):
+    shown = vigil("detect", SENSORS, "--train-rows", 10080, "--show", 3)
+    assert _printed_events(shown.stdout) == [1, 2, 3]
+    assert f"first 3 of {len(sensors_events)}" in shown.stdout
+    assert f"and {len(sensors_events) - 3} more events" in shown.stdout
+    summary = vigil("detect", SENSORS, "--train-rows", 10080, "--show", 0)
+    assert summary.exit_code == 0 and summary.stdout.strip().count("\n") == 0
+    assert _summary_count(summary.stdout) == len(sensors_events)
+
+
+def test_alarm_rules_off_and_overridden(tmp_path):
+    def events(*options):
+        result = vigil("detect", SENSORS, "--train-rows", 10080, "--show", 0, *options)
+        assert result.exit_code == 0, result.output
+        return _summary_count(result.stdout), result.stdout
+
+    default, _ = events()
+    off, text = events("--alarms", "off")
+    assert off >= default and "alarm rules: off" in text
+    merged, text = events("--merge-gap", 600)
+    assert merged <= default and "merge gap 600" in text
+
+
+def test_no_events_is_said_plainly():
+    result = vigil("detect", EXAMPLE, "--threshold", "fixed:1e9")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("No anomaly events (0 rows of 4, 0.00%)")
+    assert "Anomaly events (" not in result.stdout
+
+
+def test_train_saves_the_alarm_rules_and_score_uses_them(tmp_path):
+    model_path = tmp_path / "model.vigil"
+    trained = vigil("train", EXAMPLE, "-o", model_path, "--min-rows", 4, "--cooldown", 10)
+    assert trained.exit_code == 0, trained.output
+    assert "min rows 4" in trained.stdout.replace("\n", " ")
+    rules = load(model_path).alarms
+    assert (rules.min_rows, rules.cooldown, rules.merge_gap) == (4, 10, 3)
+    scored = vigil("score", EXAMPLE, "--model", model_path, "--out", tmp_path / "s.jsonl")
+    assert scored.exit_code == 0, scored.output
+    assert "min rows 4" in scored.stdout and "cool-down 10" in scored.stdout
+    assert "event" in pd.read_json(tmp_path / "s.jsonl", lines=True)

@@ -55,3 +55,27 @@ def test_bench_on_a_collection(tmp_path):
     summary = (tmp_path / "summary.md").read_text()
     assert "## skab" in summary and "| events caught |" in summary
     assert "| robust_zscore |" in summary and "16 / 16" in summary
+
+
+def test_evaluate_judges_the_flags_of_the_alarm_rules_given():
+    def flags(*options):
+        result = runner.invoke(app, ["evaluate", SKAB, "--method", "robust_zscore", "--quiet",
+                                     *options])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    default, off = flags(), flags("--alarms", "off")
+    assert off["flagged"] != default["flagged"]
+    assert off["false alarms / 1k rows"] >= default["false alarms / 1k rows"]  # unmerged runs
+    assert flags("--alarms", "off", "--merge-gap", "3") != off
+    shown = runner.invoke(app, ["evaluate", SKAB, "--method", "robust_zscore", "--alarms", "off"])
+    assert "alarm rules: off" in shown.stdout
+
+
+def test_invalid_alarm_rules_are_one_usage_error():
+    for args, message in ((["evaluate", SKAB, "--exit-level", "-0.5"], "'exit_level' alarm rule"),
+                          (["bench", str(DATASETS / "skab"), "--merge-gap", "-1"],
+                           "'merge_gap' alarm rule must be an int >= 0")):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1

@@ -3,6 +3,7 @@ in headless Chromium with no console errors and every plot decoded."""
 
 import re
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,13 +11,16 @@ import pytest
 from typer.testing import CliRunner
 
 import vigil.report_html as report_html
+from vigil.alarms import event_table
 from vigil.cli import app
+from vigil.errors import DataError
 from vigil.evaluation.range_based import POINT_ADJUST_NOTE
 from vigil.model import Model
-from vigil.report_html import anomaly_events, write_report
+from vigil.report_html import write_report
 
-EXAMPLE = "../shared/datasets/examples/sensor_data.csv"
-SKAB = "../shared/datasets/skab/valve1__2.csv"
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+EXAMPLE = str(DATASETS / "examples" / "sensor_data.csv")
+SKAB = str(DATASETS / "skab" / "valve1__2.csv")
 ODD = "<b>temp</b> & \"co\""  # a column name that must be escaped
 
 
@@ -50,11 +54,13 @@ def test_report_shows_summary_threshold_plot_and_events(tmp_path, detected):
     assert path.name == "report.html"
     assert text.count('src="data:image/png;base64,') == 1
     assert "fixed(value=6" in text and "a score above <b>6</b>" in text
-    events = anomaly_events(result)
+    events = event_table(result)
     assert len(events) == 2 and list(events["rows"]) == [6, 1]
     assert list(events["driver"]) == [ODD, "pressure"]
     assert "Anomaly events" in text and "2024-01-01 07:30:00" in text  # row 450's time
-    assert "No anomalies" not in text and "Metrics" not in text
+    assert "<td>2024-01-01 07:35:00</td>" in text and '<td class="num">5m</td>' in text  # its end
+    assert _shown_event_count(text) == 2 and "<dt>alarm rules</dt><dd>exit level 0.5" in text
+    assert "No anomaly events" not in text and "Metrics" not in text
     # every user string is escaped
     assert ODD not in text and "&lt;b&gt;temp&lt;/b&gt; &amp; &quot;co&quot;" in text
     assert "data/&lt;x&gt;.csv" in text and "<x>" not in text
@@ -76,25 +82,39 @@ def test_metrics_with_pa_f1_marked_optimistic(tmp_path, detected):
     assert POINT_ADJUST_NOTE.split(":")[0] in text
 
 
-def test_events_follow_time_order_and_series(tmp_path):
+def _shown_event_count(text):
+    """The number on the report's "anomaly events" card."""
+    card = re.search(r"<span>anomaly events</span><b>([\d,]+)</b>", text)
+    return int(card.group(1).replace(",", ""))
+
+
+def test_events_are_the_models_events_per_series(tmp_path):
     frame = pd.DataFrame({
         "machine": ["a"] * 4 + ["b"] * 4,
         "t": pd.to_datetime([3, 0, 1, 2, 0, 1, 2, 3], unit="h"),
         "x": [0.0] * 8,
         "score": [9.0, 1, 8, 7, 5, 1, 1, 6],
         "threshold": 4.0,
+        # b: hours 0 to 3 are one event, its gap rows (hours 1, 2) included, as merge_gap does
+        "event": [1, 0, 1, 1, 2, 2, 2, 2],
     })
-    frame["is_anomaly"] = frame["score"] > 4
+    frame["is_anomaly"] = frame["event"] > 0
     frame["driver"] = "x"
     frame.attrs["vigil"] = {"time_column": "t", "channels": ["x"], "label_column": None,
                             "series_column": "machine", "method": "zscore"}
-    events = anomaly_events(frame)
-    # a: hours 1-3 flagged (rows 2, 3, 0) is one run; b: hours 0 and 3 are two runs, never
-    # joined with a's run across the series boundary
-    assert events[["start", "end", "rows", "peak_row"]].values.tolist() == \
-        [[2, 0, 3, 0], [4, 4, 1, 4], [7, 7, 1, 7]]
     text = write_report(frame, tmp_path / "r.html").read_text()
     assert "<th>series</th>" in text and "Nothing to plot" not in text
+    rows = re.findall(r"<tr><td class=\"num\">(\d)</td><td>(\w)</td><td>([^<]*)</td>"
+                      r"<td>([^<]*)</td><td class=\"num\">([^<]*)</td>", text)
+    assert rows == [("1", "a", "1970-01-01 01:00:00", "1970-01-01 03:00:00", "2h"),
+                    ("2", "b", "1970-01-01 00:00:00", "1970-01-01 03:00:00", "3h")]
+    assert _shown_event_count(text) == 2
+
+
+def test_a_frame_without_events_is_refused(tmp_path, detected):
+    _, result = detected
+    with pytest.raises(DataError, match="no 'event' column"):
+        write_report(result.drop(columns="event"), tmp_path / "r.html")
 
 
 def test_many_events_are_capped_with_a_note(tmp_path, detected, monkeypatch):
@@ -106,9 +126,9 @@ def test_many_events_are_capped_with_a_note(tmp_path, detected, monkeypatch):
 
 def test_no_anomalies(tmp_path, detected):
     model, result = detected
-    quiet = result.assign(is_anomaly=False)
+    quiet = result.assign(is_anomaly=False, event=0)
     text = write_report(quiet, tmp_path / "r.html", model=model).read_text()
-    assert "No anomalies" in text and len(anomaly_events(quiet)) == 0
+    assert "No anomaly events" in text and _shown_event_count(text) == 0
 
 
 def _chromium(binary, tmp_path, *args):
@@ -132,6 +152,10 @@ def test_report_renders_in_headless_chromium(tmp_path, detected, chromium):
     assert marked, done.stdout[:2000]
     assert int(marked.group(2)) >= 1 and marked.group(1) == marked.group(2)  # all decoded
     assert "Anomaly events" in done.stdout and "PA-F1 (optimistic)" in done.stdout
+    # the rendered page shows as many events, on its card and in its table, as the model found
+    expected = len(event_table(detected[1]))
+    events_body = done.stdout.split('<table class="events">')[1].split("</table>")[0]
+    assert _shown_event_count(done.stdout) == expected == events_body.count("<tr>") - 1
 
     shot = tmp_path / "report.png"
     done = _chromium(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", url)

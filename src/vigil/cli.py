@@ -15,9 +15,12 @@ from typing import Annotated, Any, Optional
 import typer
 
 from vigil import __version__
+from vigil.alarms import Alarms, make_alarms
 from vigil.detectors import DEFAULT_METHOD, parse_param_value
-from vigil.cli_output import (STATE, anomaly_table, fail, methods_table, out, progress_bar, step,
+from vigil.errors import ConfigError
+from vigil.cli_output import (STATE, event_report, fail, methods_table, out, progress_bar, step,
                               user_errors)
+from vigil.report import rules_text
 
 app = typer.Typer(
     name="vigil",
@@ -34,16 +37,23 @@ TimeOpt = Annotated[Optional[str], typer.Option("--time-column", help="Timestamp
 ChannelsOpt = Annotated[Optional[str], typer.Option("--channels", help="Comma-separated channel columns (default: every numeric column).")]
 LabelOpt = Annotated[Optional[str], typer.Option("--label-column", help="0/1 label column: kept in the output and plot, never used as a channel.")]
 SeriesOpt = Annotated[Optional[str], typer.Option("--series-column", help="Column naming the series (machine, host) when a file holds several; each is scored on its own.")]
-OutOpt = Annotated[Optional[Path], typer.Option("--out", "-O", help="Write every row's score to this file (.csv, .parquet or .jsonl).")]
-PlotOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG: each channel with anomalies in red, the score and threshold beneath.")]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", "-O", help="Write every row's score and event number (0: none) to this file (.csv, .parquet or .jsonl).")]
+PlotOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG: each channel with anomalies in red, the score and threshold beneath, events shaded.")]
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Write a self-contained HTML report: plots, threshold, a table of anomaly events, metrics.")]
-ShowOpt = Annotated[int, typer.Option("--show", help="Anomalous rows to print in the table (all rows go to --out).")]
-FailOpt = Annotated[bool, typer.Option("--fail-on-anomaly", help="Exit with code 1 when any anomaly is found (for scripts and CI).")]
+ShowOpt = Annotated[int, typer.Option("--show", help="Anomaly events to print in the table; 0: only the summary line (all rows go to --out).")]
+FailOpt = Annotated[bool, typer.Option("--fail-on-anomaly", help="Exit with code 1 when any anomaly event is found (for scripts and CI).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print no table or progress; errors and warnings still go to stderr.")]
 MethodOpt = Annotated[str, typer.Option("--method", "-m", help="Detection method; `vigil methods` lists them.")]
 ThresholdOpt = Annotated[str, typer.Option("--threshold", help="pot (extreme-value fit on training scores, default), pot:<risk>, quantile[:q], sigma[:k] or fixed:<value>.")]
 ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="A method parameter as name=value; repeat for several (e.g. -p window=30 -p n_estimators=200).")]
 TrainRowsOpt = Annotated[Optional[int], typer.Option("--train-rows", min=1, help="Fit on the first N rows (in time order) only, then score all rows. Default: fit on all rows.")]
+# alarm rules: how rows above the threshold become events; the defaults shown are Alarms' own
+_DEFAULT_RULES = {name: f.default for name, f in Alarms.__dataclass_fields__.items()}
+AlarmsOpt = Annotated[str, typer.Option("--alarms", metavar="default|off", help="default: the alarm rules below turn rows above the threshold into events; off: each run of rows above it is an event.")]
+MergeGapOpt = Annotated[Optional[int], typer.Option("--merge-gap", help=f"Rows an event may dip below its exit level and still go on as one event (default {_DEFAULT_RULES['merge_gap']}).")]
+MinRowsOpt = Annotated[Optional[int], typer.Option("--min-rows", help=f"Rows above the threshold an event needs, unless its peak is far above it (default {_DEFAULT_RULES['min_rows']}).")]
+CooldownOpt = Annotated[Optional[int], typer.Option("--cooldown", help=f"Rows after an event during which no new event opens (default {_DEFAULT_RULES['cooldown']}).")]
+ExitLevelOpt = Annotated[Optional[float], typer.Option("--exit-level", help=f"An open event lasts while the score stays above this level: 0 = the median training score, 1 = the threshold (default {_DEFAULT_RULES['exit_level']:g}).")]
 
 
 DEMO_METHOD = "mahalanobis"
@@ -79,6 +89,26 @@ def _params(pairs: list[str] | None) -> dict[str, Any]:
     return params
 
 
+def _alarms(spec: str, merge_gap: int | None, min_rows: int | None, cooldown: int | None,
+            exit_level: float | None) -> dict[str, Any]:
+    """The alarm rules for ``Model(alarms=...)``: the ``spec`` set (default, off) with the rules
+    given on the command line replacing its own; invalid values raise ``ConfigError``."""
+    if spec not in ("default", "off"):
+        raise ConfigError(f"--alarms must be default or off. Got {spec!r}.")
+    rules = make_alarms(spec).to_dict()
+    given = {"merge_gap": merge_gap, "min_rows": min_rows, "cooldown": cooldown,
+             "exit_level": exit_level}
+    rules.update({name: value for name, value in given.items() if value is not None})
+    make_alarms(rules)  # checked now: one usage error before any data is read
+    return rules
+
+
+def _check_show(show: int) -> None:
+    """Refuse a negative ``--show`` (0 prints only the summary line)."""
+    if show < 0:
+        fail(f"--show {show}: give how many events to print, 0 or more")
+
+
 def _roles(time_column: str | None, channels: str | None, label_column: str | None,
            series_column: str | None) -> dict[str, Any]:
     names = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
@@ -106,20 +136,22 @@ def _training_part(data: Any, rows: int | None) -> Any:
                           series_column=data.series_column, source=data.source)
 
 
-def _fit(method: str, threshold: str, params: dict[str, Any], data: Any) -> Any:
+def _fit(method: str, threshold: str, params: dict[str, Any], data: Any,
+         alarms: str | dict[str, Any] = "default") -> Any:
+    """A ``Model`` with these settings, fitted on ``data``."""
     from vigil.model import Model
 
-    model = Model(method, threshold=threshold, **params)
+    model = Model(method, threshold=threshold, alarms=alarms, **params)
     with step(f"Fitting {method} on {len(data)} rows"):
         return model.fit(data)
 
 
 def _report(model: Any, data: Any, out_path: Path | None, plot_path: Path | None, show: int,
             fail_on_anomaly: bool, report_path: Path | None = None) -> None:
-    """Score every row, print the table, write the scores file and plot; set the exit code."""
+    """Score every row, print the events, write the scores file and plot; set the exit code."""
     with progress_bar(f"Scoring {len(data)} rows") as callback:
         result = model.detect(data, progress=callback)
-    anomaly_table(result, show)
+    event_report(result, model.alarms, show)
     if out_path is not None:
         from vigil.io import write_scores
 
@@ -163,16 +195,25 @@ def detect(
     report_path: ReportOpt = None,
     show: ShowOpt = 20,
     fail_on_anomaly: FailOpt = False,
+    alarms: AlarmsOpt = "default",
+    merge_gap: MergeGapOpt = None,
+    min_rows: MinRowsOpt = None,
+    cooldown: CooldownOpt = None,
+    exit_level: ExitLevelOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Fit a model on DATA and flag its anomalous rows, in one go.
+    """Fit a model on DATA and flag its anomaly events, in one go.
 
-    Prints a table of the anomalous rows; --out writes every row's score, --plot a PNG.
+    Prints a table of the events (runs of rows above the threshold, joined and filtered by the
+    alarm rules); --out writes every row's score and event number, --plot a PNG.
     """
     STATE["quiet"] = quiet
+    _check_show(show)
     with user_errors():
+        rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
         dataset = _read(data, _roles(time_column, channels, label_column, series_column))
-        model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows))
+        model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows),
+                     rules)
         _report(model, dataset, out_path, plot_path, show, fail_on_anomaly, report_path)
 
 
@@ -187,16 +228,25 @@ def train(
     time_column: TimeOpt = None,
     channels: ChannelsOpt = None,
     series_column: SeriesOpt = None,
+    alarms: AlarmsOpt = "default",
+    merge_gap: MergeGapOpt = None,
+    min_rows: MinRowsOpt = None,
+    cooldown: CooldownOpt = None,
+    exit_level: ExitLevelOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Fit a model on DATA (normal operation, ideally) and save it to a .vigil file."""
+    """Fit a model on DATA (normal operation, ideally) and save it, with its alarm rules, to a
+    .vigil file."""
     STATE["quiet"] = quiet
     with user_errors():
+        rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
         dataset = _read(data, _roles(time_column, channels, None, series_column))
-        model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows))
+        model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows),
+                     rules)
         model.save(output)
         _said(f"Model ({method}, {len(model.channels_)} channels: {', '.join(model.channels_)}; "
-              f"threshold {model.threshold_:.4g} by {model.threshold.name}) written to {output}")
+              f"threshold {model.threshold_:.4g} by {model.threshold.name}; alarm rules: "
+              f"{rules_text(model.alarms)}) written to {output}")
 
 
 @app.command()
@@ -211,8 +261,10 @@ def score(
     fail_on_anomaly: FailOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Score DATA with a saved model and flag its anomalous rows (same outputs as detect)."""
+    """Score DATA with a saved model and flag its anomaly events, by the model's own alarm
+    rules (same outputs as detect)."""
     STATE["quiet"] = quiet
+    _check_show(show)
     with user_errors():
         from vigil.model import load
 

@@ -15,9 +15,11 @@ import typer
 from rich.table import Table
 
 from vigil.detectors import DEFAULT_METHOD
-from vigil.cli import (ChannelsOpt, DataArg, MethodOpt, ParamOpt, PlotOpt, QuietOpt, ReportOpt,
-                       ThresholdOpt, TimeOpt, _fit, _params, _read, _roles, _said, _training_part, app)
+from vigil.cli import (AlarmsOpt, ChannelsOpt, CooldownOpt, DataArg, ExitLevelOpt, MergeGapOpt,
+                       MethodOpt, MinRowsOpt, ParamOpt, PlotOpt, QuietOpt, ReportOpt, ThresholdOpt,
+                       TimeOpt, _alarms, _fit, _params, _read, _roles, _said, _training_part, app)
 from vigil.cli_output import STATE, fail, fail_partly, out, progress_bar, step, user_errors
+from vigil.report import rules_text
 
 
 @app.command()
@@ -34,6 +36,11 @@ def evaluate(
     channels: ChannelsOpt = None,
     plot_path: PlotOpt = None,
     report_path: ReportOpt = None,
+    alarms: AlarmsOpt = "default",
+    merge_gap: MergeGapOpt = None,
+    min_rows: MinRowsOpt = None,
+    cooldown: CooldownOpt = None,
+    exit_level: ExitLevelOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Fit on the training part of labeled DATA, score every row, and print the metrics of the
@@ -43,19 +50,21 @@ def evaluate(
     VUS-ROC, AUC-PR, AUC-ROC, oracle F1s.
 
     The training part is --train-rows, --train-until or --train-fraction, or else the
-    train_rows of the file's entry in a manifest.json beside it (shared/datasets format).
+    train_rows of the file's entry in a manifest.json beside it (shared/datasets format). The
+    flags are the model's events, by the alarm rules (--alarms and the rule options).
     """
     STATE["quiet"] = quiet
     with user_errors():
+        rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
         dataset = _read(data, _roles(time_column, channels, label_column, None))
         if dataset.labels() is None:
             fail(f"{data}: no label column {label_column!r}")
         rows = _train_rows(data, dataset, train_rows, train_until, train_fraction)
-        model = _fit(method, threshold, _params(param), _training_part(dataset, rows))
+        model = _fit(method, threshold, _params(param), _training_part(dataset, rows), rules)
         with progress_bar(f"Scoring {len(dataset)} rows") as callback:
             result = model.detect(dataset, progress=callback)
         report = _metrics(dataset, result, rows)
-        _metrics_table(report, method, rows, len(dataset))
+        _metrics_table(report, model, rows, len(dataset))
         if plot_path is not None:
             from vigil.report import plot
 
@@ -134,7 +143,9 @@ def _metrics(dataset: Any, result: Any, rows: int) -> dict[str, float]:
     return report
 
 
-def _metrics_table(report: dict[str, float], method: str, rows: int, n: int) -> None:
+def _metrics_table(report: dict[str, float], model: Any, rows: int, n: int) -> None:
+    """The metrics as a table under a line saying what was fitted and evaluated (with
+    ``--quiet``, one JSON object)."""
     from vigil.evaluation.flags import FLAG_METRICS
     from vigil.evaluation.metrics import ORACLE_NOTE
     from vigil.evaluation.range_based import POINT_ADJUST_NOTE
@@ -145,8 +156,8 @@ def _metrics_table(report: dict[str, float], method: str, rows: int, n: int) -> 
         report = {k: None if np.isnan(v) else float(v) for k, v in report.items()}
         out.print(json.dumps(report), soft_wrap=True, markup=False, emoji=False)
         return
-    out.print(f"{method}: fitted on rows 0..{rows - 1}, evaluated on {rows}..{n - 1}",
-              soft_wrap=True)
+    out.print(f"{model.method}: fitted on rows 0..{rows - 1}, evaluated on {rows}..{n - 1}; "
+              f"alarm rules: {rules_text(model.alarms)}", soft_wrap=True)
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -166,6 +177,11 @@ def bench(
     timeout: Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds one method may take on one series before it is stopped.")] = 180.0,
     threshold: ThresholdOpt = "pot",
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for series.csv and summary.md.")] = Path("vigil-bench"),
+    alarms: AlarmsOpt = "default",
+    merge_gap: MergeGapOpt = None,
+    min_rows: MinRowsOpt = None,
+    cooldown: CooldownOpt = None,
+    exit_level: ExitLevelOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Run methods on every labeled series of FOLDER under the BASELINES.md protocol and write
@@ -184,10 +200,12 @@ def bench(
 
         series = discover(folder)
         chosen = parse_methods(methods)
-        make_threshold(threshold)  # a mistyped threshold is one usage error, not a failed run each
+        # a mistyped threshold or rule is one usage error, not a failed run each
+        make_threshold(threshold)
+        rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
         with progress_bar(f"{len(chosen)} methods x {len(series)} series") as callback:
             results = run_bench(series, chosen, jobs=jobs, timeout=timeout, threshold=threshold,
-                                progress=callback)
+                                alarms=rules, progress=callback)
         command = "vigil bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else \
             f"vigil bench {folder} --methods {methods}"
         summary = write_results(results, out_dir, command)

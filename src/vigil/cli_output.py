@@ -1,5 +1,6 @@
 """What the command line shows: one-line errors and warnings on stderr, progress bars, and the
-rich tables of anomalies and methods. Kept apart from ``cli.py`` so the commands read as steps.
+rich tables of anomaly events and methods. Kept apart from ``cli.py`` so the commands read as
+steps.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from vigil.alarms import event_table
 from vigil.errors import VigilError
+from vigil.report import duration_text, rules_text
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -85,40 +88,60 @@ def progress_bar(text: str) -> Iterator[Any]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def anomaly_table(result: pd.DataFrame, show: int) -> None:
-    """Print the anomalous rows (time, values, score, driving channel) and a summary line."""
-    meta = result.attrs.get("vigil", {})
-    flagged = result[result["is_anomaly"]]
-    n, k = len(result), len(flagged)
-    threshold = float(result["threshold"].iloc[0]) if n else float("nan")
+#: Width past which a series or driver name is cut (with an ellipsis) in the events table.
+_NAME_WIDTH = 24
+#: Columns of the events table that hold numbers (right-aligned) and times (split over two
+#: lines, date above clock time, when one line per event does not fit the terminal).
+_NUMBERS, _TIMES = ("event", "rows", "peak score"), ("start", "end")
+
+
+def event_report(result: pd.DataFrame, alarms: Any, show: int) -> None:
+    """Print the first ``show`` anomaly events of a ``Model.detect`` result as a table (event,
+    series, start, end, duration, rows, peak score, driver) and one summary line."""
     if STATE["quiet"]:
         return
-    if k:
-        table = Table(title=f"Anomalous rows (first {min(show, k)} of {k})", title_justify="left")
-        cols = _table_columns(result, meta)
-        for col in cols:
-            # time, score and driver never wrap; values shrink first on a narrow terminal
-            whole = col in ("driver", "row", "score", meta.get("time_column"), meta.get("series_column"))
-            left = whole and col != "score"
-            table.add_column(str(col), justify="left" if left else "right", no_wrap=whole,
-                             overflow="ellipsis")
-        for index, row in flagged.head(show).iterrows():
-            table.add_row(*[_cell(index if c == "row" else row[c]) for c in cols])
-        out.print(table)
-        if k > show:
-            out.print(f"... and {k - show} more anomalous rows (write them all with --out).")
-    out.print(f"{k} anomalous rows of {n} ({100 * k / max(n, 1):.2f}%); threshold "
-              f"{threshold:.4g} on the {meta.get('method', 'model')} score.")
+    events = event_table(result)
+    if show and len(events):
+        out.print(_events_rich_table(events.head(show), len(events)))
+        if len(events) > show:
+            out.print(f"... and {len(events) - show} more events (every row with its event "
+                      "number: --out).")
+    out.print(_summary_line(result, len(events), alarms), soft_wrap=True)
 
 
-def _table_columns(result: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
-    cols = [c for c in (meta.get("series_column"), meta.get("time_column")) if c]
-    if not cols:
-        cols = ["row"]
-    cols += list(meta.get("channels", []))[:6] + ["score"]
-    if "driver" in result:
-        cols.append("driver")
-    return cols
+def _events_rich_table(shown: pd.DataFrame, total: int) -> Table:
+    """The rich table of ``shown`` events, titled with how many of ``total`` it holds. Times
+    and numbers are never cut; on a narrow terminal the names give way first."""
+    title = f"Anomaly events (first {len(shown)} of {total})" if len(shown) < total else \
+        f"Anomaly events ({total})"
+    table = Table(title=title, title_justify="left")
+    columns = [str(c) for c in shown.columns]
+    rows = [[duration_text(v) if c == "duration" else _cell(v) for c, v in zip(columns, row)]
+            for row in shown.itertuples(index=False)]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
+    if sum(min(w, _NAME_WIDTH) for w in widths) + 3 * len(widths) + 1 > out.width:
+        rows = [[v.replace(" ", "\n", 1) if c in _TIMES else v for c, v in zip(columns, row)]
+                for row in rows]
+    for col in columns:
+        name = col not in _NUMBERS + _TIMES + ("duration",)
+        table.add_column(col, no_wrap=not name, overflow="ellipsis",
+                         max_width=max(_NAME_WIDTH, len(col)) if name else None,
+                         justify="right" if col in _NUMBERS else "left")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _summary_line(result: pd.DataFrame, k: int, alarms: Any) -> str:
+    """The line under the table: K anomaly events (R rows of N, P%); threshold T on the
+    <method> score; alarm rules: ..."""
+    n, flagged = len(result), int(result["is_anomaly"].sum())
+    threshold = float(result["threshold"].iloc[0]) if n else float("nan")
+    method = result.attrs.get("vigil", {}).get("method", "model")
+    events = "No anomaly events" if k == 0 else f"{k} anomaly event{'s' if k != 1 else ''}"
+    rows = f"{flagged} row{'s' if flagged != 1 else ''}"
+    return (f"{events} ({rows} of {n}, {100 * flagged / max(n, 1):.2f}%); threshold "
+            f"{threshold:.4g} on the {method} score; alarm rules: {rules_text(alarms)}.")
 
 
 def _cell(value: Any) -> str:

@@ -1,10 +1,11 @@
 """Plots of a detection result: each channel over time with its anomalies in red (on the channel
 that drove each one, where the method can tell; labeled anomaly windows shaded when labels
-exist), and the score with its threshold beneath.
+exist), and the score with its threshold beneath, each alarm event's extent shaded red.
 
 Long series are reduced to a min/max envelope per pixel column before drawing, so a plot of ten
 million rows costs what one of a few thousand does and still shows every spike; anomalous rows
-are always drawn, never thinned out.
+are always drawn, never thinned out. The words both the command line and the HTML report use
+for a result (durations, alarm rules) are here too.
 """
 
 from __future__ import annotations
@@ -63,16 +64,60 @@ def plot(result: pd.DataFrame, path: str | os.PathLike[str], *, title: str | Non
     axes[-1].axhline(threshold, color="#d62728", ls="--", lw=1, label=f"threshold {threshold:.3g}")
     axes[-1].scatter(x[flagged], score[flagged], s=9, c="#d62728", zorder=3)
     _shade(axes[-1], x, labels)
+    if "event" in result:
+        _shade_events(axes[-1], x, result["event"].to_numpy())
     axes[-1].set_ylabel("score", rotation=0, ha="right", va="center")
     if np.nanmax(score, initial=0) > 50 * max(abs(threshold), 1e-12):
         axes[-1].set_yscale("symlog", linthresh=max(abs(threshold), 1e-3))
     axes[-1].legend(loc="upper left", fontsize=8, frameon=False)
-    n_flag = int(flagged.sum())
-    noun = "row" if n_flag == 1 else "rows"
-    fig.suptitle(title or f"{n_flag} anomalous {noun} of {len(result)}", fontsize=11)
+    fig.suptitle(title or _title(result, flagged), fontsize=11)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return os.fspath(path)
+
+
+def duration_text(value: Any) -> str:
+    """A readable duration: ``1h 35m``, ``2d 4h``, ``45s`` (the two largest units); a row
+    count (the duration of an event without a time column) as ``12 rows``.
+
+    >>> duration_text(pd.Timedelta(minutes=95)), duration_text(pd.Timedelta(days=2, seconds=5))
+    ('1h 35m', '2d 5s')
+    >>> duration_text(12)
+    '12 rows'
+    """
+    if not isinstance(value, (pd.Timedelta, np.timedelta64)):
+        return f"{int(value)} row{'s' if int(value) != 1 else ''}"
+    seconds = pd.Timedelta(value).total_seconds()
+    if seconds < 1:
+        return f"{seconds:.3g}s"
+    parts, rest = [], round(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts[:2])
+
+
+def rules_text(alarms: Any) -> str:
+    """The alarm rules in a few words: ``off``, or each rule with its value."""
+    from vigil.alarms import OFF
+
+    rules = alarms.to_dict()
+    if all(rules[name] == value for name, value in OFF.items()):
+        return "off (each run of rows above the threshold is an event)"
+    return (f"exit level {rules['exit_level']:g}, merge gap {rules['merge_gap']}, "
+            f"min rows {rules['min_rows']} (unless the peak is {rules['certain']:g}x as high), "
+            f"cool-down {rules['cooldown']}")
+
+
+def _title(result: pd.DataFrame, flagged: np.ndarray) -> str:
+    """``K anomaly events (R rows of N)``; without an ``event`` column, the flagged rows."""
+    n_flag = int(flagged.sum())
+    rows = f"{n_flag} anomalous {'row' if n_flag == 1 else 'rows'} of {len(result)}"
+    if "event" not in result:
+        return rows
+    k = int(result["event"][result["event"] > 0].nunique())
+    return f"{k} anomaly {'event' if k == 1 else 'events'} ({rows})"
 
 
 def _line(ax: Any, x: np.ndarray, y: np.ndarray, color: str) -> None:
@@ -95,3 +140,15 @@ def _shade(ax: Any, x: np.ndarray, labels: np.ndarray | None) -> None:
     stops = np.flatnonzero(np.diff(inside) == -1) - 1
     for start, stop in zip(starts, stops):
         ax.axvspan(x[start], x[stop], color="#f5a623", alpha=0.25, lw=0)
+
+
+def _shade_events(ax: Any, x: np.ndarray, events: np.ndarray) -> None:
+    """Shade each alarm event from its first row to its last (``events``: the ``event``
+    column, 0 outside events); an edge line keeps a one-row event visible."""
+    inside = events > 0
+    if not inside.any():
+        return
+    spans = pd.Series(x[inside]).groupby(events[inside]).agg(["min", "max"])
+    for number, (first, last) in enumerate(spans.itertuples(index=False)):
+        ax.axvspan(first, last, color="#d62728", alpha=0.18, lw=0.8,
+                   label="anomaly event" if number == 0 else None)

@@ -3,10 +3,11 @@
 The page holds everything it shows: the plots are inline PNGs (``data:`` URIs drawn by
 :func:`vigil.report.plot`), the style is inline, and a Content-Security-Policy forbids any other
 source, so it opens the same offline, attached to an e-mail or years later. It shows what was
-run (file, method, threshold and how it was fitted), a summary (anomalous rows, events), the
-plots of every channel with the score and threshold beneath, a table of anomaly events (runs of
-consecutive flagged rows in time order, with the peak score and the channel that drove it), and
-the metrics when ``vigil evaluate`` computed them.
+run (file, method, threshold and how it was fitted, alarm rules), a summary (anomaly events,
+the rows inside them), the plots of every channel with the score and threshold beneath, the
+table of the model's anomaly events (:func:`vigil.alarms.event_table`: start, end, duration,
+rows, peak score and the channel that drove it), and the metrics when ``vigil evaluate``
+computed them.
 
 Every string that comes from the user (file names, column names, series names) is HTML-escaped.
 """
@@ -26,7 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vigil.report import plot, roles
+from vigil.alarms import event_table
+from vigil.errors import DataError
+from vigil.report import duration_text, plot, roles, rules_text
 
 #: Events listed in the table; beyond this the ones with the highest peak score are kept.
 MAX_EVENTS = 200
@@ -99,7 +102,7 @@ def render(result: pd.DataFrame, *, model: Any = None, metrics: Mapping[str, Any
     method = meta.get("method") or getattr(model, "method", None) or "unknown method"
     name = os.fspath(source) if source is not None else "data"
     heading = title or f"vigil report: {Path(name).name}"
-    events = anomaly_events(result)
+    events = _events(result, meta)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -116,8 +119,8 @@ def render(result: pd.DataFrame, *, model: Any = None, metrics: Mapping[str, Any
     ]
     if metrics:
         parts.append(_metrics_section(metrics))
-    parts.append(_plots_section(result, meta))
-    parts.append(_events_table(events, result, meta))
+    parts.append(_plots_section(result, meta, len(events)))
+    parts.append(_events_table(events, meta))
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts += [f"<footer>Written by vigil {_e(__version__)} on {stamp}. Self-contained: "
               "this file loads nothing from the network.</footer>",
@@ -126,47 +129,15 @@ def render(result: pd.DataFrame, *, model: Any = None, metrics: Mapping[str, Any
 
 
 # -- events ------------------------------------------------------------------------------------
-def anomaly_events(result: pd.DataFrame) -> pd.DataFrame:
-    """Runs of consecutive flagged rows in time order (per series), one row per event:
-    ``start`` and ``end`` (row positions in ``result``), ``rows``, ``peak`` (the highest score),
-    ``peak_row`` (its position) and ``driver`` (the channel that drove the peak, where known)."""
-    meta = roles(result)
-    n = len(result)
-    flagged = result["is_anomaly"].to_numpy(bool)
-    series_col, time_col = meta.get("series_column"), meta.get("time_column")
-    keys = [c for c in (series_col, time_col) if c and c in result]
-    if keys:
-        order = (result[keys].reset_index(drop=True)
-                 .sort_values(keys, kind="mergesort", na_position="last").index.to_numpy())
-    else:
-        order = np.arange(n)
-    f = flagged[order]
-    columns = ["start", "end", "rows", "peak", "peak_row", "driver"]
-    if not f.any():
-        return pd.DataFrame({c: pd.Series(dtype=object if c == "driver" else float)
-                             for c in columns})
-    same = np.zeros(n, bool)  # row i continues the series of row i - 1
-    if n > 1:
-        if series_col and series_col in result:
-            s = result[series_col].to_numpy()[order]
-            same[1:] = s[1:] == s[:-1]
-        else:
-            same[1:] = True
-    begins = f & ~(np.r_[False, f[:-1]] & same)
-    idx = np.flatnonzero(f)  # positions (in time order) of flagged rows
-    ids = np.cumsum(begins)[idx]
-    first = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    last = np.r_[first[1:], len(idx)] - 1
-    score = result["score"].to_numpy(float)[order][idx]
-    ranked = np.lexsort((-np.nan_to_num(score, nan=-np.inf), ids))  # by event, highest first
-    peak_pos = order[idx[ranked[first]]]
-    driver = (result["driver"].to_numpy(object)[peak_pos] if "driver" in result
-              else np.full(len(first), None, dtype=object))
-    return pd.DataFrame({
-        "start": order[idx[first]], "end": order[idx[last]], "rows": last - first + 1,
-        "peak": result["score"].to_numpy(float)[peak_pos], "peak_row": peak_pos,
-        "driver": driver,
-    })
+def _events(result: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
+    """The model's events (:func:`vigil.alarms.event_table` of ``result``, its column roles
+    ``meta``): the ``event`` column ``Model.detect`` writes, never re-derived from flags."""
+    if "event" not in result:
+        raise DataError("the result has no 'event' column: give the frame Model.detect returns "
+                        "(or a scores file vigil wrote, read back).")
+    view = result.copy(deep=False)
+    view.attrs = {"vigil": dict(meta)}
+    return event_table(view)
 
 
 # -- sections ----------------------------------------------------------------------------------
@@ -175,9 +146,9 @@ def _summary(result: pd.DataFrame, meta: Mapping[str, Any], events: pd.DataFrame
     n = len(result)
     flagged = int(result["is_anomaly"].sum())
     share = f"{100 * flagged / n:.2f}% of rows" if n else "no rows"
-    cards = [("anomalous rows", f"{flagged:,}", share, flagged > 0),
-             ("anomaly events", f"{len(events):,}", "runs of consecutive flagged rows",
+    cards = [("anomaly events", f"{len(events):,}", "by the model's alarm rules",
               len(events) > 0),
+             ("rows inside events", f"{flagged:,}", share, flagged > 0),
              ("rows", f"{n:,}", _span(result, meta), False)]
     label = meta.get("label_column")
     if label and label in result:
@@ -231,6 +202,7 @@ def _threshold_section(result: pd.DataFrame, model: Any) -> str:
             out.append(f'<dt>note</dt><dd class="warn">{_e(name)} could not be fitted as asked '
                        "(too few or unsuitable training scores): a fallback cut-off is used "
                        "(the run's warning says which)</dd>")
+        out.append(f"<dt>alarm rules</dt><dd>{_e(rules_text(model.alarms))}</dd>")
     out.append("</dl>")
     return "\n".join(out)
 
@@ -250,7 +222,9 @@ def _metrics_section(metrics: Mapping[str, Any]) -> str:
         f'<p class="note">{_e(ORACLE_NOTE)}</p>'])
 
 
-def _plots_section(result: pd.DataFrame, meta: Mapping[str, Any]) -> str:
+def _plots_section(result: pd.DataFrame, meta: Mapping[str, Any], events: int) -> str:
+    """The plots, ``CHANNELS_PER_FIGURE`` channels a figure, each with the score beneath
+    (``events``: how many anomaly events, for the titles)."""
     out = ["<h2>Plots</h2>"]
     channels = list(meta["channels"])
     if not len(result) or not channels:
@@ -261,7 +235,8 @@ def _plots_section(result: pd.DataFrame, meta: Mapping[str, Any]) -> str:
                    "most anomalies are plotted.</p>")
     out.append('<p class="note">Each channel over time, its anomalies in red (on the channel '
                "that drove each one, where the method can tell), labelled anomaly windows "
-               "shaded; the score with its threshold (dashed) beneath.</p>")
+               "shaded orange; the score with its threshold (dashed) beneath, each anomaly "
+               "event shaded red.</p>")
     chunks = [shown[i:i + CHANNELS_PER_FIGURE] for i in range(0, len(shown), CHANNELS_PER_FIGURE)]
     with tempfile.TemporaryDirectory(prefix="vigil-report-") as tmp:
         for number, chunk in enumerate(chunks, 1):
@@ -271,8 +246,9 @@ def _plots_section(result: pd.DataFrame, meta: Mapping[str, Any]) -> str:
                        f"figure {number} of {len(chunks)}: {', '.join(map(str, chunk))}")
             png = Path(tmp) / f"plot{number}.png"
             plot(view, png, title=None if len(chunks) == 1 else
-                 f"{int(result['is_anomaly'].sum())} anomalous rows of {len(result)} "
-                 f"(figure {number} of {len(chunks)})")
+                 f"{events} anomaly event{'s' if events != 1 else ''} "
+                 f"({int(result['is_anomaly'].sum())} rows of "
+                 f"{len(result)}; figure {number} of {len(chunks)})")
             data = base64.b64encode(png.read_bytes()).decode("ascii")
             below = f"<figcaption>{_e(caption)}</figcaption>" if len(chunks) > 1 else ""
             out.append(f'<figure><img src="data:image/png;base64,{data}" '
@@ -290,41 +266,47 @@ def _plotted_channels(result: pd.DataFrame, channels: list[Any]) -> list[Any]:
     return [channels[i] for i in keep]
 
 
-def _events_table(events: pd.DataFrame, result: pd.DataFrame, meta: Mapping[str, Any]) -> str:
+def _events_table(events: pd.DataFrame, meta: Mapping[str, Any]) -> str:
+    """The table of anomaly events (at most ``MAX_EVENTS``: those with the highest peaks)."""
     out = ["<h2>Anomaly events</h2>"]
     if not len(events):
-        return out[0] + '<p class="note">No anomalies: no row scored above the threshold.</p>'
+        return out[0] + ('<p class="note">No anomaly events: no run of rows above the threshold '
+                         "passed the alarm rules.</p>")
     shown = events
     if len(events) > MAX_EVENTS:
-        keep = np.sort(np.argsort(-events["peak"].to_numpy(float), kind="stable")[:MAX_EVENTS])
-        shown = events.iloc[keep]
+        keep = np.argsort(-events["peak score"].to_numpy(float), kind="stable")[:MAX_EVENTS]
+        shown = events.iloc[np.sort(keep)]
         out.append(f'<p class="note">Showing the {MAX_EVENTS} events with the highest peak '
-                   f"score of {len(events):,}, in time order (every row's score: "
-                   "<code>--out</code>).</p>")
-    time_col, series_col = meta.get("time_column"), meta.get("series_column")
-    head = (["series"] if series_col else []) + ["#", "start", "end", "rows", "peak score",
-                                                   "driver at peak"]
+                   f"score of {len(events):,}, in time order (every row with its event "
+                   "number: <code>--out</code>).</p>")
+    series_col = meta.get("series_column")
+    head = ["#"] + (["series"] if series_col else []) + ["start", "end", "duration", "rows",
+                                                          "peak score", "driver at peak"]
     out.append('<table class="events"><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head)
                + "</tr></thead><tbody>")
-    times = result[time_col] if time_col and time_col in result else None
-    index = result.index
-    for number, event in zip(shown.index, shown.itertuples(index=False)):
-        def where(pos: int) -> str:
-            return str(times.iloc[pos]) if times is not None else f"row {index[pos]}"
-        cells = []
-        if series_col:
-            cells.append(f"<td>{_e(result[series_col].iloc[int(event.start)])}</td>")
-        cells += [f'<td class="num">{int(number) + 1}</td>',
-                  f"<td>{_e(where(int(event.start)))}</td>",
-                  f"<td>{_e(where(int(event.end)))}</td>",
-                  f'<td class="num">{int(event.rows):,}</td>',
-                  f'<td class="num">{_num(event.peak)}</td>',
-                  f"<td>{_e(event.driver) if event.driver is not None else '&mdash;'}</td>"]
-        out.append("<tr>" + "".join(cells) + "</tr>")
+    out += [_event_row(event, series_col, bool(meta.get("time_column")))
+            for event in shown.to_dict("records")]  # per-column types, unlike iterrows
     out.append("</tbody></table>")
-    if "driver" not in result:
+    if "driver" not in events:
         out.append('<p class="note">This method does not tell which channel drove a score.</p>')
     return "\n".join(out)
+
+
+def _event_row(event: Mapping[str, Any], series_col: str | None, timed: bool) -> str:
+    """One ``<tr>`` of the events table (start and end as times, else as row labels)."""
+    def where(value: Any) -> str:
+        return str(value) if timed else f"row {value}"
+
+    driver = event.get("driver")
+    cells = [f'<td class="num">{int(event["event"])}</td>']
+    if series_col:
+        cells.append(f"<td>{_e(event[series_col])}</td>")
+    cells += [f"<td>{_e(where(event['start']))}</td>", f"<td>{_e(where(event['end']))}</td>",
+              f'<td class="num">{_e(duration_text(event["duration"]))}</td>',
+              f'<td class="num">{int(event["rows"]):,}</td>',
+              f'<td class="num">{_num(event["peak score"])}</td>',
+              f"<td>{_e(driver) if driver is not None else '&mdash;'}</td>"]
+    return "<tr>" + "".join(cells) + "</tr>"
 
 
 # -- formatting --------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 of ``shared/datasets/BASELINES.md`` so a vigil row sits beside a public tool's row.
 
 Protocol per series (a CSV listed in a collection's ``manifest.json``): channels = every column
-but ``timestamp`` and ``label``; fit a ``vigil.Model`` (detector and threshold) on rows
+but ``timestamp`` and ``label``; fit a ``vigil.Model`` (detector, threshold, alarm rules) on rows
 ``[0, train_rows)``, detect on all rows, and compute on rows ``[train_rows, n)`` the TSB-AD
 metrics of the score, with ``sliding_window = dominant_period`` of the first channel over the
 whole series, and the metrics of the model's own flags (``flag_metrics``: what a user acts on).
@@ -94,17 +94,19 @@ def method_label(name: str, params: dict[str, Any]) -> str:
     return name + (f"({','.join(f'{k}={v}' for k, v in params.items())})" if params else "")
 
 
-def run_series(series: Series, name: str, params: dict[str, Any],
-               threshold: str = "pot") -> dict[str, Any]:
-    """Fit a Model on the training rows, detect on all rows, evaluate the rest (the BASELINES
-    protocol for the score, plus the flags a user of that model would see)."""
+def run_series(series: Series, name: str, params: dict[str, Any], threshold: str = "pot",
+               alarms: str | dict[str, Any] = "default") -> dict[str, Any]:
+    """Fit a Model (with ``threshold`` and ``alarms``, as ``vigil.Model`` takes them) on the
+    training rows, detect on all rows, evaluate the rest (the BASELINES protocol for the score,
+    plus the flags a user of that model would see)."""
     from vigil import Model
     from vigil.evaluation import dominant_period, evaluate_scores, flag_metrics
 
     frame = pd.read_csv(series.path)
     label = frame.pop("label").to_numpy()  # never a channel
     channels = [c for c in frame.columns if c != "timestamp"]
-    model = Model(name, threshold=threshold, time_column="timestamp", channels=channels, **params)
+    model = Model(name, threshold=threshold, alarms=alarms, time_column="timestamp",
+                  channels=channels, **params)
     start = time.perf_counter()
     model.fit(frame.iloc[: series.train_rows])
     fitted = time.perf_counter()
@@ -119,14 +121,15 @@ def run_series(series: Series, name: str, params: dict[str, Any],
             "sliding_window": int(window)}
 
 
-def _child(conn: Any, series: Series, name: str, params: dict[str, Any], threshold: str) -> None:
+def _child(conn: Any, series: Series, name: str, params: dict[str, Any], threshold: str,
+           alarms: str | dict[str, Any]) -> None:
     try:
         _one_thread_and_warm(name, params, threshold)
         # kept with the series' results (say, a threshold that fell back to the method's
         # default) instead of two lines on stderr per run
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            values = run_series(series, name, params, threshold)
+            values = run_series(series, name, params, threshold, alarms)
         values["warnings"] = "; ".join(dict.fromkeys(str(w.message) for w in caught))
         conn.send(("ok", values))
     except Exception as exc:  # reported as this series' error, the bench goes on
@@ -168,6 +171,7 @@ class _Task:
     name: str
     params: dict[str, Any]
     threshold: str
+    alarms: str | dict[str, Any]
 
     @property
     def label(self) -> str:
@@ -176,12 +180,13 @@ class _Task:
 
 def run_bench(series: list[Series], methods: list[tuple[str, dict[str, Any]]], *, jobs: int = 2,
               timeout: float = 180.0, threshold: str = "pot",
+              alarms: str | dict[str, Any] = "default",
               progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """Run every method (with ``threshold``, as ``vigil.Model`` takes it) on every series with
-    anomalies, ``jobs`` processes at a time, each stopped after ``timeout`` seconds; one row per
+    """Run every method (with ``threshold`` and ``alarms``, as ``vigil.Model`` takes them) on
+    every series with anomalies, ``jobs`` processes at a time, each stopped after ``timeout`` seconds; one row per
     (method, series), failures included."""
     scored = [s for s in series if s.anomaly_rows > 0]
-    tasks = [_Task(s, name, params, threshold) for name, params in methods
+    tasks = [_Task(s, name, params, threshold, alarms) for name, params in methods
              for s in sorted(scored, key=lambda s: (s.collection, s.rows, s.path))]
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["numpy", "pandas", "scipy.stats", "sklearn.ensemble",
@@ -197,7 +202,8 @@ def run_bench(series: list[Series], methods: list[tuple[str, dict[str, Any]]], *
                 continue
             parent, child = context.Pipe(duplex=False)
             process = context.Process(target=_child, args=(child, task.series, task.name,
-                                                           task.params, task.threshold),
+                                                           task.params, task.threshold,
+                                                           task.alarms),
                                       daemon=True)
             process.start()
             child.close()
