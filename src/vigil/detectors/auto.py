@@ -12,9 +12,9 @@ that depends only on the shape of the data:
   skab is 0.909 instead of 0.904, but on the bundled plant data, whose channels follow one
   another, it is 0.29 instead of 0.43: the joint member is kept for data beyond these files.
 
-Both rules also watch for stuck sensors (``stuck``): a run of one repeated value longer than any
-normal hold in training scores as that many times the ensemble's largest training score, so a
-frozen reading (in range, so invisible to every other member) is flagged like any anomaly.
+Both rules also watch for stuck sensors (``stuck``): a run of one repeated value half again as
+long as any normal hold in training scores ten times the ensemble's largest training score (or
+more), so a frozen reading, in range and invisible to every other member, is flagged.
 
 Nothing is keyed to a file, a collection or a label. Training parts too short for windowed
 models (under ``MIN_WINDOWED_ROWS`` rows) use the robust z-score alone, with a warning.
@@ -35,9 +35,13 @@ from vigil.errors import FitWarning
 MEMBERS = ("subsequence_kmeans", "subsequence_pca", "forecast", "robust_zscore", "mahalanobis",
            "stuck")
 WINDOWED = {"subsequence_kmeans", "subsequence_pca", "forecast"}
-#: Members that are rules rather than scores: each is combined by the maximum, on the scale of
-#: the ensemble's largest training score, only where it passes its own natural threshold.
+#: Members that are rules rather than scores: where one passes its own natural threshold, the
+#: row scores RULE_MARGIN times the ensemble's largest training score (times how far past it
+#: is), so the rule decides whatever threshold the training scores give; its rows are left out
+#: of the training scores a threshold is fitted on (they are anomalies by the rule's verdict).
 RULE_MEMBERS = ("stuck",)
+#: Our choice: far above any cut-off fitted on the training scores.
+RULE_MARGIN = 10.0
 #: channels -> (members, how their scores combine); see the module docstring for the evidence.
 RULES = {
     "one channel": (("subsequence_kmeans", "subsequence_pca", "forecast", "stuck"), "max"),
@@ -129,8 +133,13 @@ class Auto(Detector):
         for i, m in self._active():
             if MEMBERS[i] in RULE_MEMBERS:
                 rule = getattr(m, how)(X) / m.natural_threshold
-                np.maximum(out, np.where(rule > 1.0, self.rule_scale_ * rule, -np.inf), out=out)
+                fired = np.where(rule > 1.0, RULE_MARGIN * self.rule_scale_ * rule, -np.inf)
+                np.maximum(out, fired, out=out)
         return out
+
+    def training_scores(self, X: np.ndarray) -> np.ndarray:
+        """The score members' combined scores of the training rows, without the rules."""
+        return self._combine(self._parts(self._check_fitted_array(X), "score"))
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         return self._with_rules(X, "score")
