@@ -462,3 +462,19 @@ def test_write_scores_refuses_other_suffixes(tmp_path):
     with pytest.raises(DataError, match=r"cannot write '.xlsx' files; use one of .csv, .parquet, "
                                         r".jsonl, .json"):
         io.write_scores(pd.DataFrame({"score": [1.0]}), tmp_path / "s.xlsx")
+
+
+def test_a_0_1_column_named_like_a_label_is_the_label_never_a_channel(tmp_path):
+    path = tmp_path / "plant.csv"
+    path.write_text("timestamp,temperature,Is_Anomaly\n2024-01-01 00:00,20.1,0\n"
+                    "2024-01-01 00:01,20.3,1\n2024-01-01 00:02,20.2,0\n")
+    data = io.read(path)
+    assert data.channels == ["temperature"] and data.label_column == "Is_Anomaly"
+    assert data.labels().tolist() == [0, 1, 0]
+
+
+def test_a_column_named_label_that_is_not_0_1_stays_a_channel(tmp_path):
+    path = tmp_path / "plant.csv"
+    path.write_text("temperature,label\n20.1,3\n20.3,7\n20.2,5\n")
+    data = io.read(path)
+    assert data.channels == ["temperature", "label"] and data.label_column is None

@@ -35,7 +35,7 @@ app = typer.Typer(
 DataArg = Annotated[Path, typer.Argument(help="Data file: CSV (delimiter sniffed), Parquet or JSON lines.", show_default=False)]
 TimeOpt = Annotated[Optional[str], typer.Option("--time-column", help="Timestamp column (default: found by name or type; none: row order).")]
 ChannelsOpt = Annotated[Optional[str], typer.Option("--channels", help="Comma-separated channel columns (default: every numeric column).")]
-LabelOpt = Annotated[Optional[str], typer.Option("--label-column", help="0/1 label column: kept in the output and plot, never used as a channel.")]
+LabelOpt = Annotated[Optional[str], typer.Option("--label-column", help="0/1 label column: kept in the output and plot, never used as a channel (default: a 0/1 column named label, anomaly, is_anomaly, outlier, ...).")]
 SeriesOpt = Annotated[Optional[str], typer.Option("--series-column", help="Column naming the series (machine, host) when a file holds several; each is scored on its own.")]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", "-O", help="Write every row's score and event number (0: none) to this file (.csv, .parquet or .jsonl).")]
 PlotOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG: each channel with anomalies in red, the score and threshold beneath, events shaded.")]
@@ -227,6 +227,7 @@ def train(
     train_rows: TrainRowsOpt = None,
     time_column: TimeOpt = None,
     channels: ChannelsOpt = None,
+    label_column: LabelOpt = None,
     series_column: SeriesOpt = None,
     alarms: AlarmsOpt = "default",
     merge_gap: MergeGapOpt = None,
@@ -240,7 +241,7 @@ def train(
     STATE["quiet"] = quiet
     with user_errors():
         rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
-        dataset = _read(data, _roles(time_column, channels, None, series_column))
+        dataset = _read(data, _roles(time_column, channels, label_column, series_column))
         model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows),
                      rules)
         model.save(output)

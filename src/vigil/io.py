@@ -136,6 +136,8 @@ def _build(frame: pd.DataFrame, source: str, locate: Locate, time_column: str | 
         if name is not None and name not in columns:
             raise DataError(f"{source}: no {role} column '{name}'; columns are {_names(columns)}")
     time_column = time_column if time_column is not None else _find_time_column(frame)
+    if label_column is None and channels is None:
+        label_column = _find_label_column(frame, {time_column, series_column})
     roles = {time_column, label_column, series_column} - {None}
     if time_column is not None:
         frame[time_column] = _parse_times(frame[time_column], source, locate)
@@ -210,6 +212,26 @@ def _parse_time_text(column: pd.Series) -> pd.Series:
         return pd.to_datetime(column, format="mixed", errors="coerce")
     except ValueError:  # several UTC offsets in one column: compare them in UTC
         return pd.to_datetime(column, format="mixed", errors="coerce", utc=True)
+
+
+#: Column names taken as the label without --label-column (compared case-insensitively), when
+#: the column holds only 0 and 1: a label used as a sensor would flag every labelled row.
+LABEL_NAMES = ("label", "labels", "anomaly", "anomalies", "is_anomaly", "anomalous",
+               "is_anomalous", "outlier", "is_outlier", "attack", "target")
+
+
+def _find_label_column(frame: pd.DataFrame, taken: set) -> str | None:
+    """The first column named like a label (``LABEL_NAMES``) whose values are all 0/1."""
+    for name in frame.columns:
+        if name in taken or str(name).strip().lower() not in LABEL_NAMES:
+            continue
+        column = frame[name]
+        values = column if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(
+            column) else pd.to_numeric(column.astype("string").str.strip().str.lower().replace(
+                {"true": "1", "false": "0"}), errors="coerce")
+        if values.isin([0, 1]).all():
+            return name
+    return None
 
 
 def _parse_labels(column: pd.Series, source: str, locate: Locate) -> pd.Series:
