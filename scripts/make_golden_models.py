@@ -33,6 +33,7 @@ CONFIGS = {
     "isolation_forest": {"method": "isolation_forest", "n_estimators": 20},
     "isolation_forest_window": {"method": "isolation_forest", "n_estimators": 20, "window": 8},
     "stuck": {"method": "stuck"},
+    "modes": {"method": "modes"},
 }
 
 

@@ -68,6 +68,10 @@ METHODS: dict[str, MethodInfo] = {
         "matrix-profile discords: z-normalised distance of each window to its nearest training window",
         needs="window (auto)",
     ),
+    "modes": MethodInfo(
+        "vigil.detectors.modes:OperatingModes",
+        "Mahalanobis distance to the nearest operating mode (Gaussian mixture, modes by BIC)",
+    ),
     "isolation_forest": MethodInfo(
         "vigil.detectors.isolation_forest:IsolationForest",
         "unsupervised Isolation Forest (Liu et al. 2008); optional window of past rows",
