@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vigil import __version__, sample_data
-from vigil.alarms import event_table
+from vigil.alarms import Alarms, event_table
 from vigil.cli import app
 from vigil.io import read
 from vigil.model import Model, load
@@ -108,6 +108,12 @@ def test_demo_writes_table_plot_and_model(tmp_path):
     for name in ("scores.csv", "anomalies.png", "model.vigil"):
         assert (tmp_path / name).exists()
     assert str(tmp_path / "anomalies.png") in result.stdout.replace("\n", "")
+    # what a first user sees: the default method's events against the 12 labelled ones
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    labelled = scores.groupby((scores["label"].diff() != 0).cumsum())
+    caught = sum(g["is_anomaly"].any() for _, g in labelled if g["label"].iloc[0] == 1)
+    events = scores[scores["event"] > 0].groupby("event")["label"].max()
+    assert caught >= 7 and (events == 0).sum() <= 3  # measured: 7 of 12 caught, 2 false alarms
 
 
 def _printed_events(stdout):
@@ -139,8 +145,8 @@ def test_detect_prints_the_models_events(sensors_events):
     assert f"Anomaly events ({len(sensors_events)})" in result.stdout
     rows = int(sensors_events["rows"].sum())
     assert re.search(rf"^{len(sensors_events)} anomaly events \({rows} rows of 30240, "
-                     r"[\d.]+%\); threshold [\d.]+ on the auto score; alarm rules: exit level 0.5, "
-                     r"merge gap 3, min rows 2", result.stdout, re.M)
+                     r"[\d.]+%\); threshold [\d.]+ on the auto score; alarm rules: exit level 1, "
+                     r"merge gap 60, min rows 3", result.stdout, re.M)
     first = duration_text(sensors_events["duration"].iloc[0])
     assert re.fullmatch(r"\d+[dhms]( \d+[hms])?", first) and f"│ {first} " in result.stdout
 
@@ -181,7 +187,7 @@ def test_train_saves_the_alarm_rules_and_score_uses_them(tmp_path):
     assert trained.exit_code == 0, trained.output
     assert "min rows 4" in trained.stdout.replace("\n", " ")
     rules = load(model_path).alarms
-    assert (rules.min_rows, rules.cooldown, rules.merge_gap) == (4, 10, 3)
+    assert (rules.min_rows, rules.cooldown, rules.merge_gap) == (4, 10, Alarms().merge_gap)
     scored = vigil("score", EXAMPLE, "--model", model_path, "--out", tmp_path / "s.jsonl")
     assert scored.exit_code == 0, scored.output
     assert "min rows 4" in scored.stdout and "cool-down 10" in scored.stdout

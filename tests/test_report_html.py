@@ -59,7 +59,7 @@ def test_report_shows_summary_threshold_plot_and_events(tmp_path, detected):
     assert list(events["driver"]) == [ODD, "pressure"]
     assert "Anomaly events" in text and "2024-01-01 07:30:00" in text  # row 450's time
     assert "<td>2024-01-01 07:35:00</td>" in text and '<td class="num">5m</td>' in text  # its end
-    assert _shown_event_count(text) == 2 and "<dt>alarm rules</dt><dd>exit level 0.5" in text
+    assert _shown_event_count(text) == 2 and "<dt>alarm rules</dt><dd>exit level 1," in text
     assert "No anomaly events" not in text and "Metrics" not in text
     # every user string is escaped
     assert ODD not in text and "&lt;b&gt;temp&lt;/b&gt; &amp; &quot;co&quot;" in text

@@ -90,10 +90,10 @@ def test_pot_on_exponential_recovers_the_exponential_tail():
 
 
 def test_pot_risk_above_peak_rate_is_guarded_to_the_initial_threshold():
-    # risk 0.5 > N_t/n = 0.1: the formula extrapolates below t, the guard keeps t.
+    # risk 0.5 > N_t/n = 0.02: the formula extrapolates below t, the guard keeps t.
     scores = np.random.default_rng(4).exponential(size=5000)
     threshold = fit_quietly(POT(risk=0.5), scores)
-    assert threshold.value_ == threshold.details_["initial"] == np.quantile(scores, 0.9)
+    assert threshold.value_ == threshold.details_["initial"] == np.quantile(scores, 0.98)
 
 
 # --- too few scores, constant scores, bad scores ------------------------------------------------
@@ -103,7 +103,7 @@ def test_four_scores_fall_back_to_the_detectors_cut_off_with_one_warning():
         threshold = POT().fit(np.array([0.1, 0.5, 2.0, 1.0]), fallback=3.5)
     assert [str(w.message) for w in record] == [
         "pot threshold: 4 training scores are too few to fit a threshold from data "
-        "(needs >= 100 for level 0.9); using the detector's default cut-off 3.5"]
+        "(needs >= 500 for level 0.98); using the detector's default cut-off 3.5"]
     assert threshold.value_ == 3.5 and threshold.fallback_used_ is True
 
 
@@ -169,8 +169,8 @@ def test_to_dict_from_dict_round_trip_through_json(threshold):
 def test_pot_to_dict_has_the_fitted_tail():
     threshold = fit_quietly(POT(), np.random.default_rng(6).exponential(size=1000))
     saved = threshold.to_dict()
-    assert saved["name"] == "pot" and saved["params"] == {"risk": 1e-4, "level": 0.9}
-    assert {"initial", "shape", "scale", "n_peaks"} <= saved.keys() and saved["n_peaks"] == 100
+    assert saved["name"] == "pot" and saved["params"] == {"risk": 1e-4, "level": 0.98}
+    assert {"initial", "shape", "scale", "n_peaks"} <= saved.keys() and saved["n_peaks"] == 20
 
 
 def test_fallback_flag_survives_a_round_trip():
@@ -183,8 +183,8 @@ def test_fallback_flag_survives_a_round_trip():
 # --- make_threshold and parameter validation ---------------------------------------------------
 
 @pytest.mark.parametrize("spec, cls, params", [
-    ("pot", POT, {"risk": 1e-4, "level": 0.9}),
-    ("pot:1e-3", POT, {"risk": 1e-3, "level": 0.9}),
+    ("pot", POT, {"risk": 1e-4, "level": 0.98}),
+    ("pot:1e-3", POT, {"risk": 1e-3, "level": 0.98}),
     ("quantile:0.995", Quantile, {"q": 0.995}),
     (" Sigma : 4 ", Sigma, {"k": 4.0}),
     ("fixed:2.5", Fixed, {"value": 2.5}),

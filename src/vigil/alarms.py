@@ -69,15 +69,19 @@ class Alarms:
     Examples:
         >>> import numpy as np
         >>> scores = np.array([0, 5, 0, 5, 4, 0, 0, 0, 0, 0, 9, 0, 0, 0, 5, 0], dtype=float)
-        >>> alarms = Alarms(merge_gap=2, min_rows=2, certain=1.5).fit(np.zeros(100))
+        >>> alarms = Alarms(exit_level=0.5, merge_gap=2, min_rows=2, certain=1.5).fit(np.zeros(100))
         >>> events = alarms.events(scores, threshold=4.5)
         >>> list(zip(events.starts.tolist(), events.stops.tolist()))  # 14: one row, not certain
         [(1, 5), (10, 11)]
     """
 
-    exit_level: float = 0.5
-    merge_gap: int = 3
-    min_rows: int = 2
+    # Defaults chosen on shared/datasets and the bundled data by benchmarks/choose_decisions.py
+    # (results/choose_decisions.md): no hysteresis, gaps of up to 60 rows merged, 3 rows above the
+    # threshold (or one twice as far above). A gap of 120 scores a little higher there (merit
+    # 0.653 against 0.629) but doubles how long a stream must wait for a row's final flag.
+    exit_level: float = 1.0
+    merge_gap: int = 60
+    min_rows: int = 3
     certain: float = 2.0
     cooldown: int = 0
     #: Fitted: the median training score, the zero of ``exit_level`` and ``certain``.

@@ -56,7 +56,6 @@ CooldownOpt = Annotated[Optional[int], typer.Option("--cooldown", help=f"Rows af
 ExitLevelOpt = Annotated[Optional[float], typer.Option("--exit-level", help=f"An open event lasts while the score stays above this level: 0 = the median training score, 1 = the threshold (default {_DEFAULT_RULES['exit_level']:g}).")]
 
 
-DEMO_METHOD = "mahalanobis"
 
 
 def _version(value: bool) -> None:
@@ -296,12 +295,11 @@ def demo(
         os.makedirs(out_dir, exist_ok=True)
         source = sample_data.path()
         dataset = _read(source, _roles(None, None, "label", None))
-        # mahalanobis: the best method on this data (benchmarks/results/sample_quality.md)
-        model = _fit(DEMO_METHOD, "pot", {}, _training_part(dataset, sample_data.TRAIN_ROWS))
+        model = _fit(DEFAULT_METHOD, "pot", {}, _training_part(dataset, sample_data.TRAIN_ROWS))
         model.save(out_dir / "model.vigil")
         _report(model, dataset, out_dir / "scores.csv", out_dir / "anomalies.png", 15, False)
         _said(f"Demo data: {source}; its first {sample_data.TRAIN_ROWS} rows (a clean week) trained "
-              f"a {DEMO_METHOD} model, saved to {out_dir / 'model.vigil'}.")
+              f"a model of the default method ({DEFAULT_METHOD}), saved to {out_dir / 'model.vigil'}.")
 
 
 def main() -> None:
