@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from vigil import __version__, sample_data
 from vigil.alarms import Alarms, event_table
 from vigil.cli import app
+from vigil.errors import DataError
 from vigil.io import read
 from vigil.model import Model, load
 from vigil.report import duration_text
@@ -98,8 +99,22 @@ def test_user_errors_are_one_line_with_exit_code_2(args, message):
 
 
 def test_debug_shows_the_traceback():
+    quiet = vigil("detect", "nowhere.csv")
+    assert quiet.exit_code == 2 and isinstance(quiet.exception, SystemExit)
     result = vigil("--debug", "detect", "nowhere.csv")
-    assert result.exit_code != 0 and result.exception is not None
+    assert isinstance(result.exception, DataError)  # raised, with its traceback
+
+
+def test_an_internal_error_has_its_own_exit_code_and_one_line(monkeypatch):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("vigil.model.Model.detect", broken)
+    result = vigil("detect", EXAMPLE)
+    assert result.exit_code == 4
+    assert [line for line in result.stderr.splitlines() if line and "warning" not in line] == [
+        "internal error: ZeroDivisionError: division by zero; this is a bug in vigil: rerun "
+        "with --debug for the traceback and report it."]
 
 
 def test_demo_writes_table_plot_and_model(tmp_path):

@@ -1,7 +1,8 @@
 """The ``vigil`` command line: detect, train, score, methods, demo.
 
 Exit codes: 0 success; 1 anomalies found with ``--fail-on-anomaly``; 2 a usage or data error,
-reported as one line on stderr (``--debug`` shows the traceback instead).
+reported as one line on stderr (``--debug`` shows the traceback instead); 3 ``vigil bench``
+wrote its results but some runs failed; 4 an unexpected internal error (a bug), in one line.
 """
 
 from __future__ import annotations

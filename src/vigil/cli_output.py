@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import typer
+from typer.exceptions import TyperException
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -24,6 +25,9 @@ from vigil.report import duration_text, rules_text
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 STATE = {"debug": False, "quiet": False}
+#: Exit code of an unexpected internal error (1 means "anomalies found", 2 a user's mistake,
+#: 3 a bench with failed runs).
+INTERNAL_ERROR = 4
 
 
 def fail(message: str) -> None:
@@ -59,6 +63,15 @@ def user_errors() -> Iterator[None]:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
         fail(_escape(f"{where}{exc.strerror or exc}"))
+    except (typer.Exit, typer.Abort, TyperException):  # the command line's own exits
+        raise
+    except Exception as exc:  # a bug, not the user's mistake: its own exit code, one line
+        if STATE["debug"]:
+            raise
+        err.print(f"[red]internal error:[/red] {_escape(f'{type(exc).__name__}: {exc}')}; this is "
+                  "a bug in vigil: rerun with --debug for the traceback and report it.",
+                  soft_wrap=True)
+        raise typer.Exit(INTERNAL_ERROR) from None
 
 
 def _escape(text: str) -> str:
