@@ -1,5 +1,7 @@
 """Model: fit once, score anywhere; one output row per input row."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,7 +9,7 @@ import pytest
 import vigil
 from vigil.errors import DataError, FitWarning, NotFittedError
 
-EXAMPLE = "../shared/datasets/examples/sensor_data.csv"
+EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "examples" / "sensor_data.csv"
 
 
 @pytest.fixture
