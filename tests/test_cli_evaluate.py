@@ -79,3 +79,13 @@ def test_invalid_alarm_rules_are_one_usage_error():
         result = runner.invoke(app, args)
         assert result.exit_code == 2 and message in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_damaged_manifest_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "s.csv").write_text("timestamp,value,label\n2024-01-01 00:00,1,0\n")
+    for text in ("{not json", '{"series": [{"file": "s.csv"}]}', '["a list"]'):
+        (tmp_path / "manifest.json").write_text(text)
+        for args in (["evaluate", str(tmp_path / "s.csv")], ["bench", str(tmp_path)]):
+            result = CliRunner().invoke(app, args)
+            assert result.exit_code == 2, result.output
+            assert "manifest.json" in result.stderr and len(result.stderr.strip().splitlines()) == 1

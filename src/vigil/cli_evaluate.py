@@ -113,11 +113,13 @@ def _train_rows(path: Path, dataset: Any, rows: int | None, until: str | None,
 
 
 def _manifest_train_rows(path: Path) -> int:
+    from vigil.evaluation.bench import _manifest_series
+
     manifest = Path(path).parent / "manifest.json"
     if manifest.exists():
-        for entry in json.loads(manifest.read_text()).get("series", []):
-            if entry.get("file") == Path(path).name:
-                return int(entry["train_rows"])
+        for series in _manifest_series(manifest):
+            if Path(series.path).name == Path(path).name:
+                return series.train_rows
     fail(f"{path}: say which rows are for training: --train-rows N, --train-until TIME or "
          "--train-fraction F (or list the file in a manifest.json beside it)")
     raise AssertionError  # fail() exits

@@ -61,12 +61,29 @@ def discover(folder: str | Path) -> list[Series]:
                         "shared/datasets/README.md for the format)")
     found = []
     for manifest in manifests:
-        meta = json.loads(manifest.read_text())
-        name = meta.get("name", manifest.parent.name)
-        for entry in meta["series"]:
+        found += _manifest_series(manifest)
+    return found
+
+
+def _manifest_series(manifest: Path) -> list[Series]:
+    """The series a ``manifest.json`` lists, or a DataError naming what is wrong with it."""
+    try:
+        meta = json.loads(manifest.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"{manifest}: not valid JSON ({exc})") from None
+    entries = meta.get("series") if isinstance(meta, dict) else None
+    if not isinstance(entries, list):
+        raise DataError(f"{manifest}: needs a 'series' list (see shared/datasets/README.md)")
+    name = str(meta.get("name", manifest.parent.name))
+    found = []
+    for i, entry in enumerate(entries):
+        try:
             found.append(Series(name, str(manifest.parent / entry["file"]), int(entry["rows"]),
                                 int(entry["train_rows"]), int(entry["anomaly_rows"]),
-                                entry.get("category", "")))
+                                str(entry.get("category", ""))))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{manifest}: series entry {i} needs file, rows, train_rows and "
+                            f"anomaly_rows ({type(exc).__name__}: {exc})") from None
     return found
 
 
