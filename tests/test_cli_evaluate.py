@@ -1,6 +1,9 @@
 """vigil evaluate and vigil bench, run as a user runs them."""
 
 import json
+
+import numpy as np
+import pandas as pd
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -89,3 +92,17 @@ def test_a_damaged_manifest_is_one_line_and_exit_2(tmp_path):
             result = CliRunner().invoke(app, args)
             assert result.exit_code == 2, result.output
             assert "manifest.json" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_train_until_works_on_times_with_utc_offsets(tmp_path):
+    times = pd.date_range("2024-01-01", periods=400, freq="min", tz="Europe/Berlin")
+    label = np.zeros(400, dtype=int)
+    label[300:305] = 1
+    path = tmp_path / "tz.csv"
+    pd.DataFrame({"timestamp": times.astype(str), "value": np.sin(np.arange(400) / 5) + label * 5,
+                  "label": label}).to_csv(path, index=False)
+    for until, last in (("2024-01-01 03:19+01:00", 199), ("2024-01-01 03:19", 259)):  # naive: UTC
+        result = CliRunner().invoke(app, ["evaluate", str(path), "--method", "robust_zscore",
+                                          "--train-until", until])
+        assert result.exit_code == 0, result.output
+        assert f"fitted on rows 0..{last}" in result.stdout

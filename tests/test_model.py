@@ -102,3 +102,24 @@ def test_plot_writes_a_png(sensors, tmp_path):
     result = vigil.Model("robust_zscore").fit(sensors).detect(sensors)
     path = vigil.plot(result, tmp_path / "plot.png")
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_one_channel_name_is_a_channel_not_its_letters():
+    frame = pd.DataFrame({"temperature": np.arange(100.0) % 7, "pressure": np.ones(100)})
+    assert vigil.Model("zscore", channels="temperature").fit(frame).channels_ == ["temperature"]
+
+
+def test_a_3d_array_is_refused_in_one_line():
+    with pytest.raises(DataError, match="expected a 1-D or 2-D array"):
+        vigil.Model("zscore").fit(np.zeros((10, 2, 2)))
+
+
+def test_numpy_parameters_save_and_a_failed_save_leaves_no_file(tmp_path):
+    frame = pd.DataFrame({"x": np.sin(np.arange(500) / 7)})
+    model = vigil.Model("subsequence_pca", window=np.int64(20)).fit(frame)
+    model.save(tmp_path / "m.vigil")
+    assert vigil.load(tmp_path / "m.vigil").params == {"window": 20}
+    model.params["window"] = object()  # not JSON: the save fails before writing anything
+    with pytest.raises(TypeError):
+        model.save(tmp_path / "n.vigil")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.vigil"]

@@ -30,7 +30,7 @@ def evaluate(
     threshold: ThresholdOpt = "pot",
     param: ParamOpt = None,
     train_rows: Annotated[Optional[int], typer.Option("--train-rows", min=1, help="Fit on the first N rows (time order); evaluate the rest.")] = None,
-    train_until: Annotated[Optional[str], typer.Option("--train-until", help="Fit on rows up to this time (inclusive); evaluate the rest.")] = None,
+    train_until: Annotated[Optional[str], typer.Option("--train-until", help="Fit on rows up to this time (inclusive); evaluate the rest. Times with UTC offsets are compared in UTC (give the offset, e.g. 2024-03-01T00:00+01:00).")] = None,
     train_fraction: Annotated[Optional[float], typer.Option("--train-fraction", min=0.0, max=1.0, help="Fit on this leading fraction of the rows; evaluate the rest.")] = None,
     time_column: TimeOpt = None,
     channels: ChannelsOpt = None,
@@ -98,12 +98,17 @@ def _train_rows(path: Path, dataset: Any, rows: int | None, until: str | None,
 
         if not dataset.time_column:
             fail(f"{path}: --train-until needs a time column (none found; give --time-column)")
-        times = dataset.frame[dataset.time_column].to_numpy()[dataset.order]
+        times = dataset.frame[dataset.time_column]
         try:
-            limit = pd.Timestamp(until).to_datetime64()
+            limit = pd.Timestamp(until)
         except ValueError:
             fail(f"--train-until {until!r} is not a time")
-        chosen = int(np.searchsorted(times, limit, side="right"))
+        zone = times.dt.tz
+        if zone is not None:  # times with offsets are read in UTC, and so is a naive limit
+            limit = limit.tz_localize(zone) if limit.tzinfo is None else limit.tz_convert(zone)
+        elif limit.tzinfo is not None:
+            limit = limit.tz_convert("UTC").tz_localize(None)
+        chosen = int((times <= limit).sum())  # rows are fitted in time order: the first ones
     else:
         chosen = _manifest_train_rows(path)
     if not 2 <= chosen < n:

@@ -69,7 +69,8 @@ class Model:
         self.threshold = make_threshold(threshold)
         self.alarms = make_alarms(alarms)
         self.roles = {
-            "channels": list(channels) if channels is not None else None,
+            "channels": ([channels] if isinstance(channels, str) else list(channels))
+            if channels is not None else None,
             "time_column": time_column,
             "label_column": label_column,
             "series_column": series_column,
@@ -246,6 +247,9 @@ def _array_frame(X: np.ndarray, channels: Sequence[str] | None) -> pd.DataFrame:
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 1:
         X = X[:, None]
+    if X.ndim != 2:
+        raise DataError(f"expected a 1-D or 2-D array (rows x channels); got {X.ndim} dimensions "
+                        f"of shape {X.shape}.")
     names = list(channels) if channels else [f"x{i}" for i in range(X.shape[1])]
     if len(names) != X.shape[1]:
         raise DataError(f"the array has {X.shape[1]} columns but {len(names)} channel names.")

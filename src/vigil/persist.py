@@ -42,7 +42,7 @@ def save(model: Any, path: str | os.PathLike[str]) -> None:
         "vigil_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "method": model.method,
-        "params": model.params,
+        "params": _json_safe(model.params),
         "channels": model.channels_,
         "time_column": model.time_column_,
         "series_column": model.series_column_,
@@ -55,12 +55,17 @@ def save(model: Any, path: str | os.PathLike[str]) -> None:
         },
     }
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    text = json.dumps(manifest, indent=2, sort_keys=True)  # fails before any file is touched
     tmp = f"{path}.tmp"
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
-        for member, data in members.items():
-            archive.writestr(member, data)
-    os.replace(tmp, path)  # a crash mid-write never leaves a half-written model behind
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(MANIFEST, text)
+            for member, data in members.items():
+                archive.writestr(member, data)
+        os.replace(tmp, path)  # a crash mid-write never leaves a half-written model behind
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def load(path: str | os.PathLike[str]) -> Any:
@@ -97,6 +102,17 @@ def load(path: str | os.PathLike[str]) -> Any:
         raise ModelFileError(f"{name}: the manifest is damaged ({type(exc).__name__}: {exc})") \
             from None
     return model
+
+
+def _json_safe(value: Any) -> Any:
+    """Parameters as plain JSON types: numpy scalars (``np.int64(30)``) become Python ones."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _npy_bytes(value: np.ndarray) -> bytes:
