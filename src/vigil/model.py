@@ -122,8 +122,8 @@ class Model:
         per channel. :func:`vigil.alarms.event_table` lists the events."""
         self._require_fitted()
         ds = self._dataset(data)
-        scores = self._score_dataset(ds, progress)
-        return self._result_frame(ds, scores)
+        scores, parts = self._score_dataset(ds, progress, channels=True)
+        return self._result_frame(ds, scores, parts)
 
     # -- internals -------------------------------------------------------------------------
     def _require_fitted(self) -> None:
@@ -162,25 +162,36 @@ class Model:
             )
 
     def _score_dataset(self, ds: io.Dataset, progress: Callable | None = None,
-                       channels: bool = False) -> np.ndarray:
-        """Scores (or per-channel scores) in input order; each series is scored on its own,
-        in time order, in blocks that carry the detector's context rows."""
-        X = ds.values()[ds.order]
-        fn = self.detector.score_channels if channels else self.detector.score
-        before, after = self.detector._context_rows(), self.detector._lookahead_rows()
-        scores = np.empty((len(X), X.shape[1]) if channels else len(X))
+                       channels: bool = False) -> Any:
+        """Scores in input order (with ``channels``, also the per-channel parts, or None: one
+        pass where the method allows); each series is scored on its own, in time order, in
+        blocks that carry the detector's context and lookahead rows."""
+        in_order = _is_identity(ds.order)  # rows already in time order: no gather, no scatter
+        X = ds.values() if in_order else ds.values()[ds.order]
+        det = self.detector
+        before, after = det._context_rows(), det._lookahead_rows()
+        scores = np.empty(len(X))
+        parts = np.empty(X.shape) if channels and det.attributes else None
         for first, last in _series_bounds(ds):
             for start in range(first, last, BLOCK_ROWS):
                 stop = min(start + BLOCK_ROWS, last)
                 lead, trail = min(start - first, before), min(last - stop, after)
-                scores[start:stop] = fn(X[start - lead : stop + trail])[lead : lead + stop - start]
+                block = X[start - lead : stop + trail]
+                keep = slice(lead, lead + stop - start)
+                if parts is None:
+                    scores[start:stop] = det.score(block)[keep]
+                else:
+                    block_scores, block_parts = det.score_with_channels(block)
+                    scores[start:stop], parts[start:stop] = block_scores[keep], block_parts[keep]
                 if progress is not None:
                     progress(stop, len(X))
-        out = np.empty_like(scores)
-        out[ds.order] = scores
-        return out
+        if not in_order:
+            scores, parts = _unorder(scores, ds.order), None if parts is None else _unorder(
+                parts, ds.order)
+        return (scores, parts) if channels else scores
 
-    def _result_frame(self, ds: io.Dataset, scores: np.ndarray) -> pd.DataFrame:
+    def _result_frame(self, ds: io.Dataset, scores: np.ndarray,
+                      parts: np.ndarray | None) -> pd.DataFrame:
         frame = ds.frame
         cols = ([ds.time_column] if ds.time_column else []) + list(self.channels_)
         if ds.series_column:
@@ -191,9 +202,8 @@ class Model:
         out["score"] = scores
         out["threshold"] = self.threshold_
         out["is_anomaly"], out["event"] = self._events(ds, scores)
-        if self.detector.attributes:
-            parts = self._score_dataset(ds, channels=True)
-            out["driver"] = np.asarray(self.channels_, dtype=object)[parts.argmax(axis=1)]
+        if parts is not None:
+            out["driver"] = pd.Categorical.from_codes(parts.argmax(axis=1), self.channels_)
             for i, name in enumerate(self.channels_):
                 out[f"score_{name}"] = parts[:, i]
         out.attrs["vigil"] = {"time_column": ds.time_column, "channels": list(self.channels_),
@@ -231,6 +241,19 @@ def load(path: str | os.PathLike[str]) -> Model:
     from vigil.persist import load as _load
 
     return _load(path)
+
+
+def _is_identity(order: np.ndarray) -> bool:
+    """Whether ``order`` is 0, 1, 2, ...: the rows are already in time order."""
+    return bool(order.size == 0 or (order[0] == 0 and order[-1] == order.size - 1
+                                    and np.all(np.diff(order) == 1)))
+
+
+def _unorder(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Values computed in time order (``order``), back in input order."""
+    out = np.empty_like(values)
+    out[order] = values
+    return out
 
 
 def _warn_constant(X: np.ndarray, channels: Sequence[str]) -> None:

@@ -140,6 +140,18 @@ def check_chunked_equals_whole(det: Detector) -> None:
     assert np.array_equal(det.score(X), whole), f"{det.name}: chunked scores differ from whole"
 
 
+def check_scores_with_channels_in_one_pass(det: Detector) -> None:
+    X = _series(n=3000)
+    det.fit(X)
+    scores, parts = det.score_with_channels(X)
+    assert np.array_equal(scores, det.score(X)), f"{det.name}: score_with_channels changed scores"
+    if det.attributes:
+        assert np.array_equal(parts, det.score_channels(X)), f"{det.name}: channel parts differ"
+    if det.score_is_channel_max:
+        assert np.array_equal(scores, parts.max(axis=1)), (
+            f"{det.name}: declares score_is_channel_max but its score is not the channels' max")
+
+
 def check_save_load_identical(det: Detector) -> None:
     from vigil.model import Model, load
 
@@ -163,5 +175,6 @@ CHECKS: list[Callable[[Detector], None]] = [
     check_spikes_score_high,
     check_stuck_run_scores_high,
     check_chunked_equals_whole,
+    check_scores_with_channels_in_one_pass,
     check_save_load_identical,
 ]

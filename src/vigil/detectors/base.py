@@ -97,6 +97,8 @@ class Detector:
     chunk_bytes: ClassVar[int] = 32 * 2**20
     natural_threshold: ClassVar[float | None] = None
     attributes: ClassVar[bool] = False
+    #: The row score is exactly the largest of the channel scores, so both come from one pass.
+    score_is_channel_max: ClassVar[bool] = False
     #: Every value-based method sees at least a value far off; a method that does not (one
     #: that looks only at how values repeat, say) declares what it is for instead.
     kinds: ClassVar[tuple[str, ...]] = ("spike",)
@@ -152,6 +154,17 @@ class Detector:
             chunk = _check_finite(X[start - lead : stop + trail], start - lead)
             out[start:stop] = self._score_channels(chunk)[lead : lead + stop - start]
         return out
+
+    def score_with_channels(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``score(X)`` and ``score_channels(X)`` together, in one pass where the row score is
+        the largest channel score (``score_is_channel_max``): what ``Model.detect`` needs."""
+        if self.attributes and self.score_is_channel_max:
+            parts = self.score_channels(X)
+            scores = parts[:, 0].copy()
+            for j in range(1, parts.shape[1]):  # column by column: 5x faster than max(axis=1)
+                np.maximum(scores, parts[:, j], out=scores)
+            return scores, parts
+        return self.score(X), self.score_channels(X)
 
     def training_scores(self, X: np.ndarray) -> np.ndarray:
         """The scores of the training rows ``X`` that a threshold is fitted on: ``score(X)``.

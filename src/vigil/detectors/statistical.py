@@ -44,6 +44,7 @@ class _PerChannel(Detector):
     row score = max over channels."""
 
     attributes: ClassVar[bool] = True
+    score_is_channel_max: ClassVar[bool] = True
     #: Small chunks: a chunk's column-long temporaries stay in the CPU cache while each channel
     #: is read, transformed and folded into the row maximum.
     chunk_bytes: ClassVar[int] = 2 * 2**20

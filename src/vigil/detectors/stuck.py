@@ -94,6 +94,7 @@ class StuckSensor(Detector):
     name = "stuck"
     kinds: ClassVar[tuple[str, ...]] = ("stuck",)
     attributes: ClassVar[bool] = True
+    score_is_channel_max: ClassVar[bool] = True
     params = {
         # 10 rows: a channel that never repeated a reading in training must show ten identical
         # readings in a row to score 1.0 (and 16 to pass natural_threshold); a shorter repeat is
