@@ -123,3 +123,24 @@ def test_numpy_parameters_save_and_a_failed_save_leaves_no_file(tmp_path):
     with pytest.raises(TypeError):
         model.save(tmp_path / "n.vigil")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.vigil"]
+
+
+def test_an_adaptive_threshold_follows_a_drift_row_by_row_and_saves():
+    rng = np.random.default_rng(3)
+    n = 20_000
+    frame = pd.DataFrame({"x": rng.normal(size=n) + np.linspace(0, 6, n)})  # normal level drifts
+    frame.loc[15_000, "x"] += 12.0
+    fixed = vigil.Model("zscore", alarms="off").fit(frame.iloc[:3000]).detect(frame)
+    model = vigil.Model("zscore", threshold="dspot", alarms="off").fit(frame.iloc[:3000])
+    result = model.detect(frame)
+    assert result["threshold"].iloc[-1] > result["threshold"].iloc[3000] + 3  # it followed
+    assert result["is_anomaly"].iloc[10_000:].mean() < 0.01 < fixed["is_anomaly"].iloc[10_000:].mean()
+    assert result.loc[15_000, "is_anomaly"]
+
+
+def test_an_adaptive_threshold_survives_save_and_load(tmp_path):
+    frame = pd.DataFrame({"x": np.random.default_rng(4).normal(size=5000).cumsum() / 50})
+    model = vigil.Model("zscore", threshold="dspot").fit(frame.iloc[:2000])
+    model.save(tmp_path / "m.vigil")
+    pd.testing.assert_frame_equal(vigil.load(tmp_path / "m.vigil").detect(frame),
+                                  model.detect(frame))

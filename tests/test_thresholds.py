@@ -239,7 +239,7 @@ def test_unknown_parameter_and_bad_fallback_are_config_errors():
 
 
 def test_registry_lists_every_method_with_a_description():
-    assert list(THRESHOLDS) == ["pot", "quantile", "sigma", "fixed"]
+    assert list(THRESHOLDS) == ["pot", "quantile", "sigma", "fixed", "dspot"]
     assert all(cls.name == name and cls.description for name, cls in THRESHOLDS.items())
 
 

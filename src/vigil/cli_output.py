@@ -149,12 +149,16 @@ def _summary_line(result: pd.DataFrame, k: int, alarms: Any) -> str:
     """The line under the table: K anomaly events (R rows of N, P%); threshold T on the
     <method> score; alarm rules: ..."""
     n, flagged = len(result), int(result["is_anomaly"].sum())
-    threshold = float(result["threshold"].iloc[0]) if n else float("nan")
+    limits = result["threshold"].to_numpy(float)
+    if n and limits.min() != limits.max():
+        threshold = f"adaptive threshold ({limits.min():.4g} to {limits.max():.4g})"
+    else:
+        threshold = f"threshold {limits[0] if n else float('nan'):.4g}"
     method = result.attrs.get("vigil", {}).get("method", "model")
     events = "No anomaly events" if k == 0 else f"{k} anomaly event{'s' if k != 1 else ''}"
     rows = f"{flagged} row{'s' if flagged != 1 else ''}"
-    return (f"{events} ({rows} of {n}, {100 * flagged / max(n, 1):.2f}%); threshold "
-            f"{threshold:.4g} on the {method} score; alarm rules: {rules_text(alarms)}.")
+    return (f"{events} ({rows} of {n}, {100 * flagged / max(n, 1):.2f}%); {threshold} "
+            f"on the {method} score; alarm rules: {rules_text(alarms)}.")
 
 
 def _cell(value: Any) -> str:

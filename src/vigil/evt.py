@@ -1,6 +1,8 @@
 """Extreme value theory for thresholds: the maximum-likelihood fit of a generalized Pareto
 distribution to the peaks of scores over a high initial threshold (Grimshaw's method, as used by
-Siffer et al.'s SPOT, KDD 2017). ``vigil.thresholds.POT`` turns the fit into a cut-off."""
+Siffer et al.'s SPOT, KDD 2017). ``vigil.thresholds.POT`` turns the fit into a cut-off.
+``pot_quantile`` is Siffer's cut-off from a fitted tail, and ``fit_gpd_scale`` refits the scale
+alone on peaks seen only below a limit (the drifting ``dspot`` threshold's refits)."""
 
 from __future__ import annotations
 
@@ -66,3 +68,54 @@ def fit_gpd(peaks: np.ndarray) -> tuple[float, float]:
         if ll > best_ll:
             best, best_ll = candidate, ll
     return best
+
+
+def pot_quantile(initial: float, shape: float, scale: float, risk: float, n: int,
+                 n_peaks: int) -> float:
+    """Siffer et al. 2017's extreme quantile z_q from a tail fitted above ``initial``:
+    z_q = t + sigma/gamma * ((q n / N_t)^-gamma - 1), and t - sigma log(q n / N_t) when
+    gamma == 0 (exponential tail); expm1 keeps it exact for small gamma. ``n`` scores were seen,
+    ``n_peaks`` of them above t. Overflow gives inf; the caller guards (e.g. falls back to t)."""
+    log_ratio = math.log(risk * n / n_peaks)
+    if shape == 0.0:
+        return initial - scale * log_ratio
+    try:
+        return initial + scale / shape * math.expm1(-shape * log_ratio)
+    except OverflowError:
+        return math.inf
+
+
+def _truncated_nll(log_scale: float, shape: float, peaks: np.ndarray, limits: np.ndarray) -> float:
+    """Minus the log-likelihood of peaks each observed only at or below its (finite) limit."""
+    scale = math.exp(log_scale)
+    ll = gpd_log_likelihood(peaks, shape, scale)
+    if not math.isfinite(ll):
+        return 1e300
+    if shape == 0.0:
+        log_survival = -limits / scale
+    else:
+        z = 1.0 + shape * limits / scale
+        # Beyond a bounded tail's end (shape < 0) a limit truncates nothing: log F = 0.
+        log_survival = np.where(z > 0, -np.log(np.maximum(z, 1e-300)) / shape, -np.inf)
+    return float(-ll + np.log(-np.expm1(log_survival)).sum())
+
+
+def fit_gpd_scale(peaks: np.ndarray, shape: float, start: float,
+                  limits: np.ndarray | None = None) -> float:
+    """Maximum-likelihood scale of a generalized Pareto of known ``shape`` on positive
+    ``peaks``, where peak i was only observed because it lay at or below ``limits[i]`` (inf or
+    None: no limit), so its density is divided by F(limit). Bounded Brent search on log scale
+    within e^-3 .. e^3 of ``start`` (deterministic), kept inside the support for shape < 0."""
+    from scipy.optimize import minimize_scalar
+
+    peaks = np.asarray(peaks, dtype=float)
+    limits = np.full(peaks.size, math.inf) if limits is None else np.asarray(limits, float)
+    limits = limits[np.isfinite(limits)]
+    low, high = math.log(start) - 3.0, math.log(start) + 3.0
+    if shape < 0:  # support: every peak below the end -scale/shape
+        low = max(low, math.log(-shape * float(peaks.max())) + 1e-9)
+    if not low < high:
+        return start
+    result = minimize_scalar(_truncated_nll, bounds=(low, high), method="bounded",
+                             args=(shape, peaks, limits), options={"xatol": 1e-7})
+    return math.exp(float(result.x)) if result.fun < 1e300 else start

@@ -200,8 +200,9 @@ class Model:
             cols.append(ds.label_column)
         out = frame[cols].copy()
         out["score"] = scores
-        out["threshold"] = self.threshold_
-        out["is_anomaly"], out["event"] = self._events(ds, scores)
+        thresholds = self._thresholds(ds, scores)
+        out["threshold"] = thresholds
+        out["is_anomaly"], out["event"] = self._events(ds, scores, thresholds)
         if parts is not None:
             out["driver"] = pd.Categorical.from_codes(parts.argmax(axis=1), self.channels_)
             for i, name in enumerate(self.channels_):
@@ -214,14 +215,26 @@ class Model:
             out["filled"] = missing.any(axis=1)
         return out
 
-    def _events(self, ds: io.Dataset, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _thresholds(self, ds: io.Dataset, scores: np.ndarray) -> np.ndarray:
+        """Each row's threshold, in input order: the fitted value, or for an adaptive
+        threshold (``values``) its causal value, each series from the end of training on."""
+        if not hasattr(self.threshold, "values"):
+            return np.full(len(scores), self.threshold_)
+        ordered = scores[ds.order]
+        values = np.empty(len(ordered))
+        for first, last in _series_bounds(ds):
+            values[first:last] = self.threshold.values(ordered[first:last])
+        return _unorder(values, ds.order)
+
+    def _events(self, ds: io.Dataset, scores: np.ndarray,
+                thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per row, in input order: inside an event, and the event's number (0: none). Events
         are found per series in time order and numbered through the series in turn."""
-        ordered = scores[ds.order]
+        ordered, limits = scores[ds.order], thresholds[ds.order]
         numbers = np.zeros(len(ordered), dtype=np.int64)
         found = 0
         for first, last in _series_bounds(ds):
-            spans = self.alarms.events(ordered[first:last], self.threshold_)
+            spans = self.alarms.events(ordered[first:last], limits[first:last])
             numbers[first:last] = spans.numbers(last - first, offset=found)
             found += len(spans)
         out = np.empty_like(numbers)

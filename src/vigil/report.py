@@ -59,9 +59,14 @@ def plot(result: pd.DataFrame, path: str | os.PathLike[str], *, title: str | Non
         _shade(ax, x, labels)
         ax.set_ylabel(name, rotation=0, ha="right", va="center")
     score = result["score"].to_numpy(float)
-    threshold = float(result["threshold"].iloc[0]) if len(result) else np.nan
+    limits = result["threshold"].to_numpy(float)
+    threshold = float(limits[-1]) if len(result) else np.nan
     _line(axes[-1], x, score, "#555555")
-    axes[-1].axhline(threshold, color="#d62728", ls="--", lw=1, label=f"threshold {threshold:.3g}")
+    if len(limits) and limits.min() != limits.max():  # an adaptive threshold: its path
+        axes[-1].plot(x, limits, color="#d62728", ls="--", lw=1, label="threshold (adaptive)")
+    else:
+        axes[-1].axhline(threshold, color="#d62728", ls="--", lw=1,
+                         label=f"threshold {threshold:.3g}")
     axes[-1].scatter(x[flagged], score[flagged], s=9, c="#d62728", zorder=3)
     _shade(axes[-1], x, labels)
     if "event" in result:

@@ -1,7 +1,9 @@
 """Thresholds turn anomaly scores into decisions. A detector scores (higher = more anomalous);
 a threshold is fitted on *training* scores, stores one number ``value_`` and then calls every
 score ``> value_`` an anomaly. Four methods: a fixed cut-off, an empirical quantile, mean + k
-standard deviations, and peaks-over-threshold (POT) from extreme value theory. When there are
+standard deviations, and peaks-over-threshold (POT) from extreme value theory; and one adaptive
+method, drifting POT (``dspot``), whose threshold follows a slow drift of the scores row by row
+(``values(scores)``; ``value_`` is its value at the end of training). When there are
 too few training scores, a threshold falls back to the detector's natural cut-off (or to the
 largest training score), says so in one ``FitWarning`` and records ``fallback_used_ = True``.
 Fitted thresholds round-trip through ``to_dict`` / ``from_dict`` (plain JSON)."""
@@ -11,16 +13,19 @@ from __future__ import annotations
 from typing import Any
 
 from vigil.errors import ConfigError
+from vigil.thresholds.adaptive import DSPOT
 from vigil.thresholds.base import Fixed, Quantile, Sigma, Threshold, _checked, _is_real
 from vigil.thresholds.pot import POT
 
-THRESHOLDS: dict[str, type[Threshold]] = {cls.name: cls for cls in (POT, Quantile, Sigma, Fixed)}
+THRESHOLDS: dict[str, type[Threshold]] = {
+    cls.name: cls for cls in (POT, Quantile, Sigma, Fixed, DSPOT)}
 """Every threshold by name; each class's ``description`` is its one-line help."""
 
 
 def make_threshold(spec: Threshold | str | float | dict[str, Any]) -> Threshold:
     """A threshold from a spec: an instance, ``"pot"``, ``"quantile:0.995"``, ``"sigma:4"``,
-    ``"pot:1e-3"`` (the risk), ``"fixed:2.5"``, a number (fixed cut-off) or a ``to_dict`` dict.
+    ``"pot:1e-3"`` (the risk), ``"dspot:1e-3"`` (the risk), ``"fixed:2.5"``, a number (fixed
+    cut-off) or a ``to_dict`` dict.
 
     >>> make_threshold("quantile:0.9").fit(range(1, 11)).decide([9.5, 9.0]).tolist()
     [True, False]
@@ -60,4 +65,5 @@ def _parse_float(text: str) -> float | None:
         return None
 
 
-__all__ = ["POT", "THRESHOLDS", "Fixed", "Quantile", "Sigma", "Threshold", "make_threshold"]
+__all__ = ["DSPOT", "POT", "THRESHOLDS", "Fixed", "Quantile", "Sigma", "Threshold",
+           "make_threshold"]

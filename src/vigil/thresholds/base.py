@@ -155,7 +155,12 @@ class Threshold:
             threshold.fallback_used_ = bool(d.get("fallback_used", False))
             reserved = {"name", "params", "value", "fallback_used"}
             threshold.details_ = {k: v for k, v in d.items() if k not in reserved}
+            threshold._restore(d)
         return threshold
+
+    def _restore(self, d: dict[str, Any]) -> None:
+        """Hook for ``from_dict`` on a fitted dict: load and validate fitted state beyond
+        ``value_`` (dspot's moving window and peaks). One number is all the others need."""
 
 
 class Fixed(Threshold):
