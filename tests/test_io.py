@@ -383,8 +383,13 @@ def test_filling_stays_within_a_series():
                           "y": [np.nan, 5.0, np.nan, 6.0]})
     with pytest.warns(DataWarning, match="4 missing"):
         data = io.from_frame(frame, series_column="machine")
-    # 'y' of series a has no value at all: it borrows the nearest value of another series
-    assert data.values().tolist() == [[1, 5], [10, 5], [1, 5], [10, 6]]
+    # 'y' of series a has no value at all: refused, never borrowed from another series
+    with pytest.raises(DataError, match="series 'a' has no value at all in channel 'y'"):
+        data.values()
+    frame.loc[0, "y"] = 2.0
+    with pytest.warns(DataWarning, match="3 missing"):
+        data = io.from_frame(frame, series_column="machine")
+    assert data.values().tolist() == [[1, 2], [10, 5], [1, 2], [10, 6]]
 
 
 def test_unsorted_rows_keep_input_order(tmp_path):

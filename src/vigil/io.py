@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from vigil.errors import DataError, DataWarning
+from vigil.policy import fill_gaps, find_label_column, find_time_column, series_codes, time_order
 from vigil.readers import Locate, load, row_locator
 
 _WRITE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
-_TIME_NAMES = ("timestamp", "time", "datetime", "date", "ts")
 # Text cells that mean "no value" (lower-cased; a subset of pandas' default na_values).
 _MISSING_TOKENS = {"", "nan", "-nan", "na", "n/a", "null", "none", "#n/a", "<na>", "nat"}
 
@@ -55,8 +55,9 @@ class Dataset:
         order (the next one for leading gaps). Cached and read-only: copy before changing it."""
         if self._values is None:
             raw = self.frame[self.channels].to_numpy(dtype=np.float64, copy=True)
-            codes = _series_codes(self.frame, self.series_column)
-            self._values = _fill_gaps(raw, self.order, codes)
+            codes = series_codes(self.frame, self.series_column)
+            names = (pd.unique(self.frame[self.series_column]) if self.series_column else ())
+            self._values = fill_gaps(raw, self.order, codes, self.channels, list(names))
             self._values.flags.writeable = False
         return self._values
 
@@ -135,9 +136,9 @@ def _build(frame: pd.DataFrame, source: str, locate: Locate, time_column: str | 
     for role, name in (("time", time_column), ("label", label_column), ("series", series_column)):
         if name is not None and name not in columns:
             raise DataError(f"{source}: no {role} column '{name}'; columns are {_names(columns)}")
-    time_column = time_column if time_column is not None else _find_time_column(frame)
+    time_column = time_column if time_column is not None else find_time_column(frame)
     if label_column is None and channels is None:
-        label_column = _find_label_column(frame, {time_column, series_column})
+        label_column = find_label_column(frame, {time_column, series_column})
     roles = {time_column, label_column, series_column} - {None}
     if time_column is not None:
         frame[time_column] = _parse_times(frame[time_column], source, locate)
@@ -148,7 +149,7 @@ def _build(frame: pd.DataFrame, source: str, locate: Locate, time_column: str | 
                       label_column=label_column, series_column=series_column, source=source,
                       order=np.arange(len(frame), dtype=np.int64))
     _note_missing(dataset, locate, notes)
-    dataset.order = _time_order(dataset, locate, notes)
+    dataset.order = time_order(frame, time_column, series_column, source, locate, notes)
     return dataset, notes
 
 
@@ -160,17 +161,6 @@ def _show(value: object) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
         return "an empty cell"
     return f"'{value}'"
-
-
-def _find_time_column(frame: pd.DataFrame) -> str | None:
-    by_name = {str(name).lower(): name for name in reversed(frame.columns)}
-    for wanted in _TIME_NAMES:  # in priority order, so 'timestamp' beats a later 'date'
-        if wanted in by_name:
-            return by_name[wanted]
-    for name in frame.columns:
-        if pd.api.types.is_datetime64_any_dtype(frame[name]):
-            return name
-    return None
 
 
 def _parse_times(column: pd.Series, source: str, locate: Locate) -> pd.Series:
@@ -212,26 +202,6 @@ def _parse_time_text(column: pd.Series) -> pd.Series:
         return pd.to_datetime(column, format="mixed", errors="coerce")
     except ValueError:  # several UTC offsets in one column: compare them in UTC
         return pd.to_datetime(column, format="mixed", errors="coerce", utc=True)
-
-
-#: Column names taken as the label without --label-column (compared case-insensitively), when
-#: the column holds only 0 and 1: a label used as a sensor would flag every labelled row.
-LABEL_NAMES = ("label", "labels", "anomaly", "anomalies", "is_anomaly", "anomalous",
-               "is_anomalous", "outlier", "is_outlier", "attack", "target")
-
-
-def _find_label_column(frame: pd.DataFrame, taken: set) -> str | None:
-    """The first column named like a label (``LABEL_NAMES``) whose values are all 0/1."""
-    for name in frame.columns:
-        if name in taken or str(name).strip().lower() not in LABEL_NAMES:
-            continue
-        column = frame[name]
-        values = column if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(
-            column) else pd.to_numeric(column.astype("string").str.strip().str.lower().replace(
-                {"true": "1", "false": "0"}), errors="coerce")
-        if values.isin([0, 1]).all():
-            return name
-    return None
 
 
 def _parse_labels(column: pd.Series, source: str, locate: Locate) -> pd.Series:
@@ -337,76 +307,6 @@ def _note_missing(dataset: Dataset, locate: Locate, notes: list[str]) -> None:
                            in parts)
         text = f"{counts.sum()} missing or infinite values: {listed};"
     notes.append(f"{dataset.source}: {text} filled with the previous value in time order "
-                 f"(leading ones with the next value)")
+                 f"(leading ones with the first value; see vigil.policy)")
 
 
-def _series_codes(frame: pd.DataFrame, series_column: str | None) -> np.ndarray | None:
-    if series_column is None:
-        return None
-    codes, _ = pd.factorize(frame[series_column], sort=False, use_na_sentinel=False)
-    return codes.astype(np.int64)
-
-
-def _time_order(dataset: Dataset, locate: Locate, notes: list[str]) -> np.ndarray:
-    n = len(dataset)
-    codes = _series_codes(dataset.frame, dataset.series_column)
-    if dataset.time_column is None:
-        return np.arange(n, dtype=np.int64) if codes is None else np.argsort(codes, kind="stable")
-    times = dataset.frame[dataset.time_column].astype("int64").to_numpy()
-    if codes is None:
-        order = np.argsort(times, kind="stable")
-        grouped = np.arange(n)
-        same = np.ones(max(n - 1, 0), dtype=bool)
-    else:
-        order = np.lexsort((times, codes))  # lexsort is stable: ties keep input order
-        grouped = np.argsort(codes, kind="stable")
-        same = codes[grouped][1:] == codes[grouped][:-1]
-    backwards = (times[grouped][1:] < times[grouped][:-1]) & same
-    if backwards.any():
-        first = int(grouped[1:][backwards].min())
-        notes.append(f"{dataset.source}: rows are not in time order (first at {locate(first)}); "
-                     f"scored in time order, output kept in input order")
-    in_order = times[order]
-    repeated = in_order[1:] == in_order[:-1]
-    if codes is not None:
-        repeated &= codes[order][1:] == codes[order][:-1]
-    if repeated.any():
-        first = int(order[1:][repeated].min())
-        notes.append(f"{dataset.source}: {int(repeated.sum())} rows repeat an earlier timestamp "
-                     f"(first at {locate(first)}); all rows kept")
-    return order.astype(np.int64)
-
-
-def _fill_gaps(raw: np.ndarray, order: np.ndarray, codes: np.ndarray | None) -> np.ndarray:
-    """Fill non-finite cells in place along time order, within each series where possible."""
-    gappy = np.flatnonzero((~np.isfinite(raw)).any(axis=0))
-    if not len(gappy):
-        return raw
-    in_order = bool((order[1:] > order[:-1]).all())  # identity: skip the gathers and scatters
-    sorted_codes = codes if codes is None or in_order else codes[order]
-    for j in gappy:  # a loop over channels, not rows
-        if in_order:
-            raw[:, j] = _fill_column(raw[:, j], sorted_codes)
-        else:
-            raw[order, j] = _fill_column(raw[order, j], sorted_codes)
-    return raw
-
-
-def _fill_column(values: np.ndarray, codes: np.ndarray | None) -> np.ndarray:
-    """Fill gaps of one time-ordered column from the nearest valid value before (else after)."""
-    valid = np.isfinite(values)
-    good, gaps = np.flatnonzero(valid), np.flatnonzero(~valid)
-    if not len(good):
-        raise DataError("a channel has no finite values at all; nothing to fill its gaps with")
-    after = np.searchsorted(good, gaps)  # index in `good` of the first valid value after each gap
-    has_previous, has_following = after > 0, after < len(good)
-    previous = good[np.maximum(after - 1, 0)]
-    following = good[np.minimum(after, len(good) - 1)]
-    if codes is not None:  # never carry a value across series...
-        has_previous &= codes[previous] == codes[gaps]
-        has_following &= codes[following] == codes[gaps]
-    # ...unless the series has no value at all in this channel; then borrow the nearest one.
-    fallback = np.where(after > 0, previous, following)
-    source = np.where(has_previous, previous, np.where(has_following, following, fallback))
-    values[gaps] = values[source]
-    return values
