@@ -6,6 +6,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -207,3 +208,16 @@ def test_train_saves_the_alarm_rules_and_score_uses_them(tmp_path):
     assert scored.exit_code == 0, scored.output
     assert "min rows 4" in scored.stdout and "cool-down 10" in scored.stdout
     assert "event" in pd.read_json(tmp_path / "s.jsonl", lines=True)
+
+
+def test_train_rows_apply_to_each_series(tmp_path):
+    rng = np.random.default_rng(5)
+    frames = [pd.DataFrame({"machine": m, "ts": pd.date_range("2024-01-01", periods=300, freq="min"),
+                            "x": rng.normal(level, 1, 300)}) for m, level in (("a", 0), ("b", 100))]
+    path = tmp_path / "fleet.csv"
+    pd.concat(frames).to_csv(path, index=False)
+    model_path = tmp_path / "m.vigil"
+    result = vigil("train", path, "-o", model_path, "--series-column", "machine",
+                   "--train-rows", 100, "--method", "robust_zscore")
+    assert result.exit_code == 0, result.output
+    assert load(model_path).training_["rows"] == 200  # 100 of each machine, not 100 of the first

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import numpy as np
 import typer
 
 from vigil import __version__
@@ -47,7 +48,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print no table or
 MethodOpt = Annotated[str, typer.Option("--method", "-m", help="Detection method; `vigil methods` lists them.")]
 ThresholdOpt = Annotated[str, typer.Option("--threshold", help="pot (extreme-value fit on training scores, default), pot:<risk>, quantile[:q], sigma[:k] or fixed:<value>.")]
 ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="A method parameter as name=value; repeat for several (e.g. -p window=30 -p n_estimators=200).")]
-TrainRowsOpt = Annotated[Optional[int], typer.Option("--train-rows", min=1, help="Fit on the first N rows (in time order) only, then score all rows. Default: fit on all rows.")]
+TrainRowsOpt = Annotated[Optional[int], typer.Option("--train-rows", min=1, help="Fit on the first N rows (in time order) of each series only, then score all rows. Default: fit on all rows.")]
 # alarm rules: how rows above the threshold become events; the defaults shown are Alarms' own
 _DEFAULT_RULES = {name: f.default for name, f in Alarms.__dataclass_fields__.items()}
 AlarmsOpt = Annotated[str, typer.Option("--alarms", metavar="default|off", help="default: the alarm rules below turn rows above the threshold into events; off: each run of rows above it is an event.")]
@@ -124,14 +125,22 @@ def _read(path: Path, roles: dict[str, Any]) -> Any:
 
 
 def _training_part(data: Any, rows: int | None) -> Any:
-    """The first ``rows`` rows in time order (all rows when None)."""
+    """The first ``rows`` rows in time order of each series (all rows when None)."""
     if rows is None or rows >= len(data):
         return data
     from vigil.io import from_frame
+    from vigil.policy import series_codes
 
+    chosen = data.order[:rows]
+    codes = series_codes(data.frame, data.series_column)
+    if codes is not None:  # data.order runs series by series: take each one's first rows
+        ordered = codes[data.order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        rank = np.arange(len(ordered)) - np.repeat(starts, np.diff(np.r_[starts, len(ordered)]))
+        chosen = data.order[rank < rows]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # already said when the whole file was read
-        return from_frame(data.frame.iloc[data.order[:rows]], channels=data.channels,
+        return from_frame(data.frame.iloc[chosen], channels=data.channels,
                           time_column=data.time_column, label_column=data.label_column,
                           series_column=data.series_column, source=data.source)
 
