@@ -483,3 +483,13 @@ def test_a_column_named_label_that_is_not_0_1_stays_a_channel(tmp_path):
     path.write_text("temperature,label\n20.1,3\n20.3,7\n20.2,5\n")
     data = io.read(path)
     assert data.channels == ["temperature", "label"] and data.label_column is None
+
+
+def test_a_mostly_text_column_is_left_out_with_a_warning_that_names_it(tmp_path):
+    path = tmp_path / "units.csv"
+    path.write_text("timestamp,pressure,temperature\n2024-01-01 00:00,6.0,20.1 C\n"
+                    "2024-01-01 00:01,6.1,20.3 C\n2024-01-01 00:02,6.0,20.2\n")
+    with pytest.warns(DataWarning, match=r"mostly text, not used as channels: 'temperature' "
+                                         r"\(1 numbers, 2 text cells such as '20.1 C'\)"):
+        data = io.read(path)
+    assert data.channels == ["pressure"]

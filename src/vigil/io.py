@@ -237,7 +237,7 @@ def _choose_channels(frame: pd.DataFrame, source: str, locate: Locate,
                      requested: Sequence[str] | None, roles: set, notes: list[str]) -> list[str]:
     if requested is not None:
         return _requested_channels(frame, source, locate, requested, roles)
-    chosen, empty = [], []
+    chosen, empty, texty = [], [], []
     for name in frame.columns:
         column = frame[name]
         if name in roles or pd.api.types.is_bool_dtype(column) \
@@ -250,6 +250,12 @@ def _choose_channels(frame: pd.DataFrame, source: str, locate: Locate,
             _raise_on_bad(column, bad, source, locate)
             frame[name] = column if pd.api.types.is_numeric_dtype(column) else numbers
             chosen.append(name)
+        elif (filled & ~bad).any():  # some numbers among text: units in cells, "4,899.5", ...
+            texty.append(f"'{name}' ({int((filled & ~bad).sum())} numbers, "
+                         f"{int(bad.sum())} text cells such as {_show(column[bad].iloc[0])})")
+    if texty:
+        notes.append(f"{source}: column(s) mostly text, not used as channels: {'; '.join(texty)}; "
+                     f"clean the cells or name them with --channels to see the first bad one")
     if empty:
         notes.append(f"{source}: {len(empty)} empty column(s) not used as channels: "
                      f"{_names(empty)}")
