@@ -221,3 +221,14 @@ def test_train_rows_apply_to_each_series(tmp_path):
                    "--train-rows", 100, "--method", "robust_zscore")
     assert result.exit_code == 0, result.output
     assert load(model_path).training_["rows"] == 200  # 100 of each machine, not 100 of the first
+
+
+@pytest.mark.parametrize("args, message", [
+    (["detect"], "error: Missing argument 'data'. (see 'vigil detect --help')"),
+    (["detect", "x.csv", "--show", "abc"], "error: Invalid value for '--show'"),
+    (["nope"], "error: No such command 'nope'. (see 'vigil --help')"),
+])
+def test_usage_errors_of_the_command_are_one_line_and_exit_2(args, message):
+    done = subprocess.run([sys.executable, "-m", "vigil", *args], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith(message)

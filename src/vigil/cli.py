@@ -15,12 +15,13 @@ from typing import Annotated, Any, Optional
 
 import numpy as np
 import typer
+from typer.exceptions import TyperException
 
 from vigil import __version__
 from vigil.alarms import Alarms, make_alarms
 from vigil.detectors import DEFAULT_METHOD, parse_param_value
 from vigil.errors import ConfigError
-from vigil.cli_output import (STATE, event_report, fail, methods_table, out, progress_bar, step,
+from vigil.cli_output import (STATE, _escape, err, event_report, fail, methods_table, out, progress_bar, step,
                               user_errors)
 from vigil.report import rules_text
 
@@ -313,11 +314,19 @@ def demo(
 
 
 def main() -> None:
-    """Entry point of the ``vigil`` console script."""
+    """Entry point of the ``vigil`` console script. A usage error (a missing argument, a value
+    of the wrong type) is one line on stderr with exit 2, as every other user mistake."""
     try:
-        app()
-    except KeyboardInterrupt:  # pragma: no cover - interactive only
-        sys.exit(2)
+        code = app(standalone_mode=False)
+    except TyperException as exc:  # click's usage errors, raised instead of boxed
+        ctx = getattr(exc, "ctx", None)
+        where = f"vigil {ctx.info_name} --help" if ctx is not None and ctx.parent else "vigil --help"
+        err.print(f"[red]error:[/red] {_escape(exc.format_message())} (see '{where}')",
+                  soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except (KeyboardInterrupt, typer.Abort):  # pragma: no cover - interactive only
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 from vigil import cli_evaluate  # noqa: E402,F401  (registers `evaluate` and `bench` on app)
