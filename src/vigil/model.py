@@ -205,8 +205,10 @@ class Model:
         out["is_anomaly"], out["event"] = self._events(ds, scores, thresholds)
         if parts is not None:
             out["driver"] = pd.Categorical.from_codes(parts.argmax(axis=1), self.channels_)
-            for i, name in enumerate(self.channels_):
-                out[f"score_{name}"] = parts[:, i]
+            # one block, not a column at a time: wide data would fragment the frame
+            named = pd.DataFrame(parts, index=out.index,
+                                 columns=[f"score_{name}" for name in self.channels_])
+            out = pd.concat([out, named], axis=1)
         out.attrs["vigil"] = {"time_column": ds.time_column, "channels": list(self.channels_),
                               "label_column": ds.label_column, "method": self.method,
                               "series_column": ds.series_column}
