@@ -1,36 +1,27 @@
-"""The ``vigil`` command line: detect, train, score, methods, demo.
-
-Exit codes: 0 success; 1 anomalies found with ``--fail-on-anomaly``; 2 a usage or data error,
-reported as one line on stderr (``--debug`` shows the traceback instead); 3 ``vigil bench``
-wrote its results but some runs failed; 4 an unexpected internal error (a bug), in one line.
-"""
+"""The ``vigil`` typer app and what its commands share: the common options, reading and
+fitting, and printing a model's events (``_report``)."""
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import numpy as np
 import typer
-from typer.exceptions import TyperException
 
 from vigil import __version__
 from vigil.alarms import Alarms, make_alarms
-from vigil.detectors import DEFAULT_METHOD, parse_param_value
+from vigil.detectors import parse_param_value
 from vigil.errors import ConfigError
-from vigil.cli_output import (STATE, _escape, err, event_report, fail, methods_table, out, progress_bar, step,
-                              user_errors)
-from vigil.report import rules_text
+from vigil.cli.output import STATE, event_report, fail, out, progress_bar, step
 
 app = typer.Typer(
     name="vigil",
     help="Find anomalies in sensor and metric time series (CSV, Parquet, JSON lines).",
     add_completion=False,
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
 
@@ -47,7 +38,7 @@ ShowOpt = Annotated[int, typer.Option("--show", help="Anomaly events to print in
 FailOpt = Annotated[bool, typer.Option("--fail-on-anomaly", help="Exit with code 1 when any anomaly event is found (for scripts and CI).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print no table or progress; errors and warnings still go to stderr.")]
 MethodOpt = Annotated[str, typer.Option("--method", "-m", help="Detection method; `vigil methods` lists them.")]
-ThresholdOpt = Annotated[str, typer.Option("--threshold", help="pot (extreme-value fit on training scores, default), pot:<risk>, quantile[:q], sigma[:k] or fixed:<value>.")]
+ThresholdOpt = Annotated[str, typer.Option("--threshold", help="pot (extreme-value fit on training scores, default), pot:RISK, quantile[:q], sigma[:k], fixed:VALUE, dspot (adaptive, follows drift).")]
 ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="A method parameter as name=value; repeat for several (e.g. -p window=30 -p n_estimators=200).")]
 TrainRowsOpt = Annotated[Optional[int], typer.Option("--train-rows", min=1, help="Fit on the first N rows (in time order) of each series only, then score all rows. Default: fit on all rows.")]
 # alarm rules: how rows above the threshold become events; the defaults shown are Alarms' own
@@ -74,7 +65,7 @@ def main_options(
 ) -> None:
     """Find anomalies in sensor and metric time series.
 
-    Quick start: [bold]vigil demo[/bold], or [bold]vigil detect data.csv --plot anomalies.png[/bold].
+    Quick start: **vigil demo**, or **vigil detect data.csv --plot anomalies.png**.
     """
     STATE["debug"] = debug
 
@@ -187,146 +178,3 @@ def _report(model: Any, data: Any, out_path: Path | None, plot_path: Path | None
 def _said(text: str) -> None:
     if not STATE["quiet"]:
         out.print(text)
-
-
-@app.command()
-def detect(
-    data: DataArg,
-    method: MethodOpt = DEFAULT_METHOD,
-    threshold: ThresholdOpt = "pot",
-    param: ParamOpt = None,
-    train_rows: TrainRowsOpt = None,
-    time_column: TimeOpt = None,
-    channels: ChannelsOpt = None,
-    label_column: LabelOpt = None,
-    series_column: SeriesOpt = None,
-    out_path: OutOpt = None,
-    plot_path: PlotOpt = None,
-    report_path: ReportOpt = None,
-    show: ShowOpt = 20,
-    fail_on_anomaly: FailOpt = False,
-    alarms: AlarmsOpt = "default",
-    merge_gap: MergeGapOpt = None,
-    min_rows: MinRowsOpt = None,
-    cooldown: CooldownOpt = None,
-    exit_level: ExitLevelOpt = None,
-    quiet: QuietOpt = False,
-) -> None:
-    """Fit a model on DATA and flag its anomaly events, in one go.
-
-    Prints a table of the events (runs of rows above the threshold, joined and filtered by the
-    alarm rules); --out writes every row's score and event number, --plot a PNG.
-    """
-    STATE["quiet"] = quiet
-    _check_show(show)
-    with user_errors():
-        rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
-        dataset = _read(data, _roles(time_column, channels, label_column, series_column))
-        model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows),
-                     rules)
-        _report(model, dataset, out_path, plot_path, show, fail_on_anomaly, report_path)
-
-
-@app.command()
-def train(
-    data: DataArg,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the model (.vigil).")],
-    method: MethodOpt = DEFAULT_METHOD,
-    threshold: ThresholdOpt = "pot",
-    param: ParamOpt = None,
-    train_rows: TrainRowsOpt = None,
-    time_column: TimeOpt = None,
-    channels: ChannelsOpt = None,
-    label_column: LabelOpt = None,
-    series_column: SeriesOpt = None,
-    alarms: AlarmsOpt = "default",
-    merge_gap: MergeGapOpt = None,
-    min_rows: MinRowsOpt = None,
-    cooldown: CooldownOpt = None,
-    exit_level: ExitLevelOpt = None,
-    quiet: QuietOpt = False,
-) -> None:
-    """Fit a model on DATA (normal operation, ideally) and save it, with its alarm rules, to a
-    .vigil file."""
-    STATE["quiet"] = quiet
-    with user_errors():
-        rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
-        dataset = _read(data, _roles(time_column, channels, label_column, series_column))
-        model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows),
-                     rules)
-        model.save(output)
-        _said(f"Model ({method}, {len(model.channels_)} channels: {', '.join(model.channels_)}; "
-              f"threshold {model.threshold_:.4g} by {model.threshold.name}; alarm rules: "
-              f"{rules_text(model.alarms)}) written to {output}")
-
-
-@app.command()
-def score(
-    data: DataArg,
-    model_path: Annotated[Path, typer.Option("--model", help="A model file written by `vigil train`.")],
-    time_column: TimeOpt = None,
-    label_column: LabelOpt = None,
-    out_path: OutOpt = None,
-    plot_path: PlotOpt = None,
-    show: ShowOpt = 20,
-    fail_on_anomaly: FailOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
-    """Score DATA with a saved model and flag its anomaly events, by the model's own alarm
-    rules (same outputs as detect)."""
-    STATE["quiet"] = quiet
-    _check_show(show)
-    with user_errors():
-        from vigil.model import load
-
-        model = load(model_path)
-        roles = {"time_column": time_column or model.time_column_, "channels": model.channels_,
-                 "label_column": label_column, "series_column": model.series_column_}
-        _report(model, _read(data, roles), out_path, plot_path, show, fail_on_anomaly)
-
-
-@app.command()
-def methods() -> None:
-    """List the detection methods, one line each, with what they need."""
-    from vigil.detectors import METHODS
-
-    methods_table(METHODS)
-
-
-@app.command()
-def demo(
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the demo's outputs.")] = Path("vigil-demo"),
-    quiet: QuietOpt = False,
-) -> None:
-    """Run the whole path on bundled sensor data: train on its clean first week, detect, plot."""
-    STATE["quiet"] = quiet
-    with user_errors():
-        from vigil import sample_data
-
-        os.makedirs(out_dir, exist_ok=True)
-        source = sample_data.path()
-        dataset = _read(source, _roles(None, None, "label", None))
-        model = _fit(DEFAULT_METHOD, "pot", {}, _training_part(dataset, sample_data.TRAIN_ROWS))
-        model.save(out_dir / "model.vigil")
-        _report(model, dataset, out_dir / "scores.csv", out_dir / "anomalies.png", 15, False)
-        _said(f"Demo data: {source}; its first {sample_data.TRAIN_ROWS} rows (a clean week) trained "
-              f"a model of the default method ({DEFAULT_METHOD}), saved to {out_dir / 'model.vigil'}.")
-
-
-def main() -> None:
-    """Entry point of the ``vigil`` console script. A usage error (a missing argument, a value
-    of the wrong type) is one line on stderr with exit 2, as every other user mistake."""
-    try:
-        code = app(standalone_mode=False)
-    except TyperException as exc:  # click's usage errors, raised instead of boxed
-        ctx = getattr(exc, "ctx", None)
-        where = f"vigil {ctx.info_name} --help" if ctx is not None and ctx.parent else "vigil --help"
-        err.print(f"[red]error:[/red] {_escape(exc.format_message())} (see '{where}')",
-                  soft_wrap=True)
-        sys.exit(getattr(exc, "exit_code", 2))
-    except (KeyboardInterrupt, typer.Abort):  # pragma: no cover - interactive only
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
-
-
-from vigil import cli_evaluate  # noqa: E402,F401  (registers `evaluate` and `bench` on app)

@@ -15,10 +15,10 @@ import typer
 from rich.table import Table
 
 from vigil.detectors import DEFAULT_METHOD
-from vigil.cli import (AlarmsOpt, ChannelsOpt, CooldownOpt, DataArg, ExitLevelOpt, MergeGapOpt,
+from vigil.cli.app import (AlarmsOpt, ChannelsOpt, CooldownOpt, DataArg, ExitLevelOpt, MergeGapOpt,
                        MethodOpt, MinRowsOpt, ParamOpt, PlotOpt, QuietOpt, ReportOpt, ThresholdOpt,
                        TimeOpt, _alarms, _fit, _params, _read, _roles, _said, _training_part, app)
-from vigil.cli_output import STATE, fail, fail_partly, out, progress_bar, step, user_errors
+from vigil.cli.output import STATE, fail, fail_partly, out, progress_bar, step, user_errors
 from vigil.report import rules_text
 
 
@@ -43,8 +43,9 @@ def evaluate(
     exit_level: ExitLevelOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Fit on the training part of labeled DATA, score every row, and print the metrics of the
-    rest: first those of the model's own flags (share flagged, precision, recall, F1 and its
+    """How good a model is on labeled DATA: fit on its training part, judge the rest.
+
+    Printed first, the metrics of the model's own flags (share flagged, precision, recall, F1 and its
     share of the oracle F1, events caught, false alarms per 1k rows and per day, event-F1,
     detection delay in rows), then the threshold-free ones: VUS-PR (what TSB-AD ranks by),
     VUS-ROC, AUC-PR, AUC-ROC, oracle F1s.
@@ -191,8 +192,9 @@ def bench(
     exit_level: ExitLevelOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Run methods on every labeled series of FOLDER under the BASELINES.md protocol and write
-    per-series results and per-collection tables: VUS-PR, the model's own flags (share flagged,
+    """Run methods on every labeled series of FOLDER (BASELINES.md protocol).
+
+    Writes per-series results and per-collection tables: VUS-PR, the model's own flags (share flagged,
     precision, recall, F1 and its share of the oracle F1, events caught, false alarms per 1k
     rows and per day, event-F1, delay), VUS-ROC, AUC-PR, AUC-ROC, event and range F1, seconds
     per million rows.

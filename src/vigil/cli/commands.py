@@ -1,0 +1,146 @@
+"""The commands that fit and flag: detect, train, score, methods, demo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vigil.cli.app import (AlarmsOpt, ChannelsOpt, CooldownOpt, DataArg, ExitLevelOpt, FailOpt,
+                           LabelOpt, MergeGapOpt, MethodOpt, MinRowsOpt, OutOpt, ParamOpt,
+                           PlotOpt, QuietOpt, ReportOpt, SeriesOpt, ShowOpt, ThresholdOpt,
+                           TimeOpt, TrainRowsOpt, _alarms, _check_show, _fit, _params, _read,
+                           _report, _roles, _said, _training_part, app)
+from vigil.cli.output import STATE, methods_table, user_errors
+from vigil.detectors import DEFAULT_METHOD
+from vigil.report import rules_text
+
+
+@app.command()
+def detect(
+    data: DataArg,
+    method: MethodOpt = DEFAULT_METHOD,
+    threshold: ThresholdOpt = "pot",
+    param: ParamOpt = None,
+    train_rows: TrainRowsOpt = None,
+    time_column: TimeOpt = None,
+    channels: ChannelsOpt = None,
+    label_column: LabelOpt = None,
+    series_column: SeriesOpt = None,
+    out_path: OutOpt = None,
+    plot_path: PlotOpt = None,
+    report_path: ReportOpt = None,
+    show: ShowOpt = 20,
+    fail_on_anomaly: FailOpt = False,
+    alarms: AlarmsOpt = "default",
+    merge_gap: MergeGapOpt = None,
+    min_rows: MinRowsOpt = None,
+    cooldown: CooldownOpt = None,
+    exit_level: ExitLevelOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fit a model on DATA and flag its anomaly events, in one go.
+
+    Prints a table of the events (runs of rows above the threshold, joined and filtered by the
+    alarm rules); --out writes every row's score and event number, --plot a PNG.
+    """
+    STATE["quiet"] = quiet
+    _check_show(show)
+    with user_errors():
+        rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
+        dataset = _read(data, _roles(time_column, channels, label_column, series_column))
+        model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows),
+                     rules)
+        _report(model, dataset, out_path, plot_path, show, fail_on_anomaly, report_path)
+
+
+@app.command()
+def train(
+    data: DataArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the model (.vigil).")],
+    method: MethodOpt = DEFAULT_METHOD,
+    threshold: ThresholdOpt = "pot",
+    param: ParamOpt = None,
+    train_rows: TrainRowsOpt = None,
+    time_column: TimeOpt = None,
+    channels: ChannelsOpt = None,
+    label_column: LabelOpt = None,
+    series_column: SeriesOpt = None,
+    alarms: AlarmsOpt = "default",
+    merge_gap: MergeGapOpt = None,
+    min_rows: MinRowsOpt = None,
+    cooldown: CooldownOpt = None,
+    exit_level: ExitLevelOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fit a model on DATA (normal operation, ideally) and save it to a .vigil file.
+
+    The file holds the detector, the threshold and the alarm rules: `vigil score` uses them all.
+    """
+    STATE["quiet"] = quiet
+    with user_errors():
+        rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
+        dataset = _read(data, _roles(time_column, channels, label_column, series_column))
+        model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows),
+                     rules)
+        model.save(output)
+        _said(f"Model ({method}, {len(model.channels_)} channels: {', '.join(model.channels_)}; "
+              f"threshold {model.threshold_:.4g} by {model.threshold.name}; alarm rules: "
+              f"{rules_text(model.alarms)}) written to {output}")
+
+
+@app.command()
+def score(
+    data: DataArg,
+    model_path: Annotated[Path, typer.Option("--model", help="A model file written by `vigil train`.")],
+    time_column: TimeOpt = None,
+    label_column: LabelOpt = None,
+    out_path: OutOpt = None,
+    plot_path: PlotOpt = None,
+    show: ShowOpt = 20,
+    fail_on_anomaly: FailOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score DATA with a saved model and flag its anomaly events (outputs as detect).
+
+    The model's own threshold and alarm rules decide.
+    """
+    STATE["quiet"] = quiet
+    _check_show(show)
+    with user_errors():
+        from vigil.model import load
+
+        model = load(model_path)
+        roles = {"time_column": time_column or model.time_column_, "channels": model.channels_,
+                 "label_column": label_column, "series_column": model.series_column_}
+        _report(model, _read(data, roles), out_path, plot_path, show, fail_on_anomaly)
+
+
+@app.command()
+def methods() -> None:
+    """List the detection methods, one line each, with what they need."""
+    from vigil.detectors import METHODS
+
+    methods_table(METHODS)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the demo's outputs.")] = Path("vigil-demo"),
+    quiet: QuietOpt = False,
+) -> None:
+    """Run the whole path on bundled sensor data: train on its clean first week, detect, plot."""
+    STATE["quiet"] = quiet
+    with user_errors():
+        from vigil import sample_data
+
+        os.makedirs(out_dir, exist_ok=True)
+        source = sample_data.path()
+        dataset = _read(source, _roles(None, None, "label", None))
+        model = _fit(DEFAULT_METHOD, "pot", {}, _training_part(dataset, sample_data.TRAIN_ROWS))
+        model.save(out_dir / "model.vigil")
+        _report(model, dataset, out_dir / "scores.csv", out_dir / "anomalies.png", 15, False)
+        _said(f"Demo data: {source}; its first {sample_data.TRAIN_ROWS} rows (a clean week) trained "
+              f"a model of the default method ({DEFAULT_METHOD}), saved to {out_dir / 'model.vigil'}.")
