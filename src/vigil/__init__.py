@@ -20,7 +20,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
-    "Dataset", "Model", "load", "methods", "plot", "read", "__version__",
+    "Dataset", "Model", "StreamScorer", "load", "methods", "plot", "read", "__version__",
 ]
 
 _LAZY = {
@@ -29,6 +29,7 @@ _LAZY = {
     "Model": ("vigil.model", "Model"),
     "load": ("vigil.model", "load"),
     "plot": ("vigil.report", "plot"),
+    "StreamScorer": ("vigil.scoring", "StreamScorer"),
 }
 
 

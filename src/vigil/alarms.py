@@ -115,8 +115,11 @@ class Alarms:
 
     @property
     def lookahead_rows(self) -> int:
-        """Rows after a row its final flag can depend on: an event is confirmed ``min_rows``
-        rows in, and a gap is part of an event only once the event resumes after it."""
+        """Rows a stream waits after a row below the threshold before its flag is final (a
+        gap is part of an event only once the event resumes after it). Rows of an event not
+        yet confirmed (fewer than ``min_rows`` rows above the threshold) wait longer: without
+        hysteresis at most ``(min_rows - 1) * (merge_gap + 1)`` rows, with it as long as the
+        event stays open (``vigil.scoring.StreamScorer`` holds them until they are decided)."""
         return max(self.merge_gap, self.min_rows - 1)
 
     def to_dict(self) -> dict[str, Any]:
@@ -244,3 +247,162 @@ def _real_in(value: Any, low: float, high: float) -> bool:
 
 
 __all__ = ["OFF", "Alarms", "EventSpans", "event_table", "make_alarms"]
+
+
+# -- streaming ----------------------------------------------------------------------------------
+class AlarmStream:
+    """The rules of an :class:`Alarms` as a causal state machine, for a stream of one series.
+
+    ``update(scores, threshold)`` takes the next final scores in time order (any batch sizes,
+    one row at a time too) with their threshold (one value, or one per row), and returns the
+    final event number (0: no event) of every row the rules have now decided, in order, each row
+    exactly once; ``flush()`` ends the series and returns the rest (as :meth:`Alarms.events`
+    treats the series end). Concatenated, the outputs equal
+    ``alarms.events(all_scores, all_thresholds).numbers(n)``, bit for bit (tested against it and
+    against a row-by-row loop).
+
+    When a row is decided: a row that opens no event, at once; a row of an event that has its
+    ``min_rows`` rows above the threshold (or one ``certain`` row), at once; a gap row, when the
+    event resumes or the gap passes ``merge_gap`` rows; a row of an unconfirmed event, when it is
+    confirmed or closes. So with hysteresis off, and no score exactly equal to its threshold, a
+    row waits at most ``(min_rows - 1) * (merge_gap + 1)`` rows (``merge_gap`` once confirmed),
+    which can be more than :attr:`Alarms.lookahead_rows`; with hysteresis (``exit_level`` below
+    1) an unconfirmed event held between the exit level and the threshold has no bound. The work
+    is vectorised: a Python step per event, not per row.
+
+    State is plain JSON (``to_dict`` / ``from_dict``): counts and the open event, never rows.
+
+    Examples:
+        >>> alarms = Alarms(merge_gap=1, min_rows=2).fit(np.zeros(10))
+        >>> stream = AlarmStream(alarms)
+        >>> stream.update([0.0, 1.5], 1.0).tolist()  # row 1 opens an event, unconfirmed
+        [0]
+        >>> stream.update([0.0, 1.5, 0.0], 1.0).tolist()  # row 3 confirms it; row 4 is a gap
+        [1, 1, 1]
+        >>> stream.flush().tolist()
+        [0]
+    """
+
+    def __init__(self, alarms: Alarms) -> None:
+        self.alarms = alarms
+        self.seen = 0  # rows fed
+        self.decided = 0  # rows whose number was returned
+        self.found = 0  # events numbered so far
+        self.free_from = 0  # first row that may open an event (cool-down)
+        #: The open event, absolute rows: start, last active row, rows above, a certain row
+        #: seen, its number (0 until confirmed). None when no event is open.
+        self.open: dict[str, int] | None = None
+
+    @property
+    def undecided(self) -> int:
+        """Rows fed whose number is not returned yet."""
+        return self.seen - self.decided
+
+    def update(self, scores: Any, threshold: float | np.ndarray) -> np.ndarray:
+        """Feed the next scores (time order) and their threshold; return ``int64`` event
+        numbers of the rows decided now, continuing from the last row returned."""
+        s = np.asarray(scores, dtype=float).ravel()
+        thr = np.broadcast_to(np.asarray(threshold, dtype=float), s.shape)
+        rules = self.alarms
+        center = rules.center_ if np.isfinite(rules.center_) else 0.0
+        center = np.minimum(center, thr)  # exactly as Alarms.events computes it
+        above = s > thr
+        active = above | (s >= center + rules.exit_level * (thr - center))
+        certain = s >= center + rules.certain * (thr - center)
+        act, ab, ce = np.flatnonzero(active), np.flatnonzero(above), np.flatnonzero(certain)
+        limit = rules.merge_gap + 1  # a run of this many rows below the exit level ends an event
+        breaks = np.flatnonzero(np.diff(act) > limit) + 1  # act[k] starts a new cluster
+        base, n = self.seen, s.size
+        values: list[int] = []
+        counts: list[int] = []
+
+        def decide(number: int, upto: int) -> None:  # rows [decided, upto) get `number`
+            if upto > self.decided:
+                values.append(number)
+                counts.append(upto - self.decided)
+                self.decided = upto
+
+        i = 0
+        while i < n:
+            current = self.open
+            if current is None:
+                k = int(np.searchsorted(ab, max(i, self.free_from - base)))
+                if k == ab.size:
+                    decide(0, base + n)
+                    break
+                j = int(ab[k])
+                decide(0, base + j)
+                current = self.open = {"start": base + j, "last": base + j - 1, "above": 0,
+                                       "certain": 0, "number": 0}
+                i = j
+            last = current["last"] - base  # relative; negative when it was in an earlier batch
+            k0 = int(np.searchsorted(act, i))
+            if k0 < act.size and act[k0] - last <= limit:  # the event goes on from row i
+                kb = int(np.searchsorted(breaks, k0 + 1))
+                new_last = int(act[(int(breaks[kb]) if kb < breaks.size else act.size) - 1])
+                lo, hi = np.searchsorted(ab, i), np.searchsorted(ab, new_last, side="right")
+                current["above"] += int(hi - lo)
+                c = int(np.searchsorted(ce, i))
+                if c < ce.size and ce[c] <= new_last:
+                    current["certain"] = 1
+                current["last"] = base + new_last
+                if not current["number"] and (current["above"] >= rules.min_rows
+                                              or current["certain"]):
+                    self.found += 1
+                    current["number"] = self.found
+            else:
+                new_last = last
+            if current["number"]:
+                decide(current["number"], current["last"] + 1)
+            close = new_last + limit  # the row where the gap passes merge_gap
+            if close < n:
+                if current["number"]:
+                    self.free_from = current["last"] + 1 + rules.cooldown
+                decide(0, base + close + 1)
+                self.open = None
+                i = close + 1
+            else:
+                i = n
+        self.seen = base + n
+        return np.repeat(np.asarray(values, dtype=np.int64), np.asarray(counts, dtype=np.int64))
+
+    def flush(self) -> np.ndarray:
+        """End the series: the rows still undecided are outside any event (an open confirmed
+        event ends at its last active row, an unconfirmed one is dropped)."""
+        out = np.zeros(self.undecided, dtype=np.int64)
+        self.decided, self.open = self.seen, None
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The state as plain JSON (the rules themselves live in the model)."""
+        return {"seen": self.seen, "decided": self.decided, "found": self.found,
+                "free_from": self.free_from, "open": None if self.open is None else dict(self.open)}
+
+    @classmethod
+    def from_dict(cls, alarms: Alarms, d: Any) -> AlarmStream:
+        """Resume from :meth:`to_dict` output; a malformed state is a one-line ConfigError."""
+        def whole(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+        keys = {"seen", "decided", "found", "free_from", "open"}
+        if not isinstance(d, dict) or set(d) != keys or not all(
+                whole(d[k]) for k in keys - {"open"}) or d["decided"] > d["seen"]:
+            raise ConfigError(f"an alarm stream state must be a dict of counts with the keys "
+                              f"{sorted(keys)}. Got {str(d)[:80]}.")
+        current = d["open"]
+        if current is not None:
+            fields = {"start", "last", "above", "certain", "number"}
+            if (not isinstance(current, dict) or set(current) != fields
+                    or not all(whole(v) for v in current.values())
+                    or not current["start"] <= current["last"] < d["seen"]
+                    or current["number"] > d["found"]):
+                raise ConfigError(f"an alarm stream state's open event must hold {sorted(fields)} "
+                                  f"as row counts. Got {str(current)[:80]}.")
+        stream = cls(alarms)
+        stream.seen, stream.decided, stream.found = d["seen"], d["decided"], d["found"]
+        stream.free_from = d["free_from"]
+        stream.open = None if current is None else {k: int(v) for k, v in current.items()}
+        return stream
+
+
+__all__ += ["AlarmStream"]
