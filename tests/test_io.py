@@ -164,8 +164,9 @@ def test_keeps_microseconds_and_time_zones(tmp_path):
 
 def test_mixed_date_formats_are_parsed(tmp_path):
     text = "timestamp,x\n2024-01-01 00:00:00,1\n01/02/2024 00:00,2\n"
-    times = io.read(write(tmp_path, "d.csv", text)).frame["timestamp"]
-    assert times.iloc[1] == pd.Timestamp("2024-01-02")
+    with pytest.warns(DataWarning, match="can be read day/month or month/day"):
+        times = io.read(write(tmp_path, "d.csv", text)).frame["timestamp"]
+    assert times.iloc[1] == pd.Timestamp("2024-01-02")  # ambiguous: month first, said so
 
 
 @pytest.mark.parametrize("scale, unit", [(1, "s"), (1000, "ms")])
@@ -244,7 +245,8 @@ def test_unreadable_parquet(tmp_path):
 
 
 def test_ragged_csv(tmp_path):
-    with pytest.raises(DataError, match="d.csv: cannot parse as CSV"):
+    with pytest.raises(DataError, match=r"d.csv, line 3: 4 fields, but the header \(line 1\) "
+                                        r"has 2"):
         io.read(write(tmp_path, "d.csv", "a,b\n1,2\n1,2,3,4\n"))
 
 

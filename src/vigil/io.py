@@ -3,13 +3,16 @@ DataFrame) become a `Dataset` whose time, label, series and numeric channel colu
 checked. Bad input raises a one-line `DataError` naming the file, the line (or row) and the column;
 repairable input (missing or infinite values, duplicate or unsorted timestamps) is kept, repaired
 where needed and reported with one `DataWarning` per kind. No row is ever dropped: the frame keeps
-the input order, `Dataset.order` gives the time order the detectors score in."""
+the input order, `Dataset.order` gives the time order the detectors score in. Warnings of pandas
+and numpy never reach the caller: those about the data become DataWarnings, the rest are dropped."""
 
 from __future__ import annotations
 
 import os
+import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +22,17 @@ import pandas as pd
 from vigil.errors import DataError, DataWarning
 from vigil.policy import fill_gaps, find_label_column, find_time_column, series_codes, time_order
 from vigil.readers import Locate, load, row_locator
+from vigil.times import parse_times as _parse_times
+from vigil.times import show as _show
 
 _WRITE_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
 # Text cells that mean "no value" (lower-cased; a subset of pandas' default na_values).
 _MISSING_TOKENS = {"", "nan", "-nan", "na", "n/a", "null", "none", "#n/a", "<na>", "nat"}
+# How to fix a text cell in a number column, by what it looks like: (pattern, fix, repair).
+_FIXES = ((r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?", "strip the thousands separators", ",", ""),
+          (r"[+-]?\d*,\d+", "write a decimal point, not a comma", ",", "."),
+          (r"([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)(\s+[^\d\s.,+-].*|[A-Za-z°%µΩ/]+)",
+           "remove the units from the cells", None, None))
 
 
 @dataclass(eq=False)
@@ -73,11 +83,13 @@ def read(path: str | os.PathLike, *, time_column: str | None = None,
          series_column: str | None = None) -> Dataset:
     """Read a CSV/TSV, Parquet or JSON lines file (by suffix; CSV if unknown) and validate it."""
     source = os.fspath(path)
-    frame, locate = load(Path(source), source)
-    dataset, notes = _build(frame, source, locate, time_column, channels, label_column,
-                            series_column)
+    notes: list[str] = []
+    with _own_warnings(source, notes):
+        frame, locate = load(Path(source), source, notes)
+        dataset = _build(frame, source, locate, time_column, channels, label_column,
+                         series_column, notes)
     for note in notes:
-        warnings.warn(note, DataWarning, stacklevel=2)
+        warnings.warn(_printable(note), DataWarning, stacklevel=2)
     return dataset
 
 
@@ -96,10 +108,12 @@ def from_frame(frame: pd.DataFrame, *, time_column: str | None = None,
     if len(frame) == 0:
         raise DataError(f"{source}: no data rows")
     frame = frame.reset_index(drop=True)  # a new frame: the caller's stays untouched
-    dataset, notes = _build(frame, source, row_locator, time_column, channels, label_column,
-                            series_column)
+    notes: list[str] = []
+    with _own_warnings(source, notes):
+        dataset = _build(frame, source, row_locator, time_column, channels, label_column,
+                         series_column, notes)
     for note in notes:
-        warnings.warn(note, DataWarning, stacklevel=2)
+        warnings.warn(_printable(note), DataWarning, stacklevel=2)
     return dataset
 
 
@@ -128,10 +142,34 @@ def write_scores(frame: pd.DataFrame, path: str | os.PathLike) -> None:
         raise DataError(f"{os.fspath(path)}: cannot write ({error.strerror or error})") from error
 
 
+@contextmanager
+def _own_warnings(source: str, notes: list[str]) -> Iterator[None]:
+    """Run readers and checks with warnings caught: DataWarnings and pandas' warnings about the
+    data (ParserWarning, DtypeWarning) become notes; numpy's and pandas' others (date-format
+    inference, runtime and deprecation warnings) say nothing a user can act on: dropped."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except DataError as error:  # one line, whatever names and cells it quotes
+            message = str(error)
+            if not message.isprintable():
+                raise DataError(_printable(message)) from None
+            raise
+    for warning in caught:
+        if issubclass(warning.category, DataWarning):
+            notes.append(str(warning.message))
+        elif issubclass(warning.category, (pd.errors.ParserWarning, pd.errors.DtypeWarning)):
+            notes.append(f"{source}: {' '.join(str(warning.message).split())}")
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _build(frame: pd.DataFrame, source: str, locate: Locate, time_column: str | None,
            channels: Sequence[str] | None, label_column: str | None,
-           series_column: str | None) -> tuple[Dataset, list[str]]:
-    notes: list[str] = []
+           series_column: str | None, notes: list[str]) -> Dataset:
     columns = list(frame.columns)
     for role, name in (("time", time_column), ("label", label_column), ("series", series_column)):
         if name is not None and name not in columns:
@@ -141,7 +179,7 @@ def _build(frame: pd.DataFrame, source: str, locate: Locate, time_column: str | 
         label_column = find_label_column(frame, {time_column, series_column})
     roles = {time_column, label_column, series_column} - {None}
     if time_column is not None:
-        frame[time_column] = _parse_times(frame[time_column], source, locate)
+        frame[time_column] = _parse_times(frame[time_column], source, locate, notes)
     if label_column is not None:
         frame[label_column] = _parse_labels(frame[label_column], source, locate)
     chosen = _choose_channels(frame, source, locate, channels, roles, notes)
@@ -150,58 +188,11 @@ def _build(frame: pd.DataFrame, source: str, locate: Locate, time_column: str | 
                       order=np.arange(len(frame), dtype=np.int64))
     _note_missing(dataset, locate, notes)
     dataset.order = time_order(frame, time_column, series_column, source, locate, notes)
-    return dataset, notes
+    return dataset
 
 
 def _names(columns: Sequence[object]) -> str:
     return ", ".join(f"'{name}'" for name in columns)
-
-
-def _show(value: object) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
-        return "an empty cell"
-    return f"'{value}'"
-
-
-def _parse_times(column: pd.Series, source: str, locate: Locate) -> pd.Series:
-    name = column.name
-    if pd.api.types.is_datetime64_any_dtype(column):
-        parsed = column
-    elif pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        try:
-            parsed = pd.to_datetime(column, unit=_epoch_unit(column))
-        except (ValueError, OverflowError):  # beyond year 2262 in nanoseconds
-            raise DataError(f"{source}, column '{name}': numbers too large for epoch timestamps "
-                            f"(largest {column.max()})") from None
-    else:
-        parsed = _parse_time_text(column)
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        pos = int(np.argmax(bad))
-        raise DataError(f"{source}, {locate(pos)}, column '{name}': {_show(column.iloc[pos])} "
-                        f"is not a timestamp")
-    return parsed
-
-
-def _epoch_unit(column: pd.Series) -> str:
-    # Epoch numbers: today's seconds are ~1.7e9, milliseconds ~1.7e12, and so on by 1000.
-    biggest = float(column.abs().max()) if column.notna().any() else 0.0
-    for unit, limit in (("s", 1e12), ("ms", 1e15), ("us", 1e18)):
-        if biggest < limit:
-            return unit
-    return "ns"
-
-
-def _parse_time_text(column: pd.Series) -> pd.Series:
-    for fmt in ("ISO8601", None):  # fast, vectorised formats first; None infers one format
-        try:
-            return pd.to_datetime(column, format=fmt)
-        except (ValueError, TypeError, OverflowError):
-            pass
-    try:  # per-value parsing: slow, but only reached for odd or bad input
-        return pd.to_datetime(column, format="mixed", errors="coerce")
-    except ValueError:  # several UTC offsets in one column: compare them in UTC
-        return pd.to_datetime(column, format="mixed", errors="coerce", utc=True)
 
 
 def _parse_labels(column: pd.Series, source: str, locate: Locate) -> pd.Series:
@@ -250,18 +241,21 @@ def _choose_channels(frame: pd.DataFrame, source: str, locate: Locate,
             _raise_on_bad(column, bad, source, locate)
             frame[name] = column if pd.api.types.is_numeric_dtype(column) else numbers
             chosen.append(name)
-        elif (filled & ~bad).any():  # some numbers among text: units in cells, "4,899.5", ...
-            texty.append(f"'{name}' ({int((filled & ~bad).sum())} numbers, "
-                         f"{int(bad.sum())} text cells such as {_show(column[bad].iloc[0])})")
+        elif (filled & ~bad).any() or _fix(column[bad].iloc[0]):  # "20.1 C", "4,899.5", ...
+            cell = column[bad].iloc[0]
+            texty.append(f"'{name}' ({int((filled & ~bad).sum())} numbers, {int(bad.sum())} text "
+                         f"cells such as {_show(cell)}): {_fix(cell) or 'clean the cells'}")
+    mostly_text = (f"column(s) mostly text, not used as channels: {'; '.join(texty)}; or name "
+                   f"them with --channels to see the first bad cell") if texty else ""
+    if not chosen:
+        raise DataError(f"{source}: no numeric channel columns found among "
+                        f"{_names(frame.columns)}; " + (mostly_text or "pass --channels to name "
+                                                         "them"))
     if texty:
-        notes.append(f"{source}: column(s) mostly text, not used as channels: {'; '.join(texty)}; "
-                     f"clean the cells or name them with --channels to see the first bad one")
+        notes.append(f"{source}: {mostly_text}")
     if empty:
         notes.append(f"{source}: {len(empty)} empty column(s) not used as channels: "
                      f"{_names(empty)}")
-    if not chosen:
-        raise DataError(f"{source}: no numeric channel columns found among "
-                        f"{_names(frame.columns)}; pass --channels to name them")
     return chosen
 
 
@@ -286,8 +280,18 @@ def _requested_channels(frame: pd.DataFrame, source: str, locate: Locate,
 def _raise_on_bad(column: pd.Series, bad: np.ndarray, source: str, locate: Locate) -> None:
     if bad.any():
         pos = int(np.argmax(bad))
+        fix = _fix(column.iloc[pos])
         raise DataError(f"{source}, {locate(pos)}, column '{column.name}': "
-                        f"{_show(column.iloc[pos])} is not a number")
+                        f"{_show(column.iloc[pos])} is not a number{f'; {fix}' if fix else ''}")
+
+
+def _fix(cell: object) -> str:
+    """How to fix a text cell that should be a number, when it looks like a known kind."""
+    text = str(cell).strip()
+    for pattern, fix, old, new in _FIXES:
+        if match := re.fullmatch(pattern, text):
+            return f"{fix}, as in {text.replace(old, new) if old else match.group(1)}"
+    return ""
 
 
 # ---------------------------------------------------------------- repairs and time order

@@ -19,8 +19,17 @@ stream import it from here.
   until that value arrives. Values never cross series: a series with no value at all in a
   channel is refused.
 - **Refused.** Anything else that cannot be used, with one line naming the file, row and column:
-  a non-numeric cell in a channel, an unparseable timestamp, a label that is not 0/1, a channel
-  with no values, an empty or binary file.
+  a non-numeric cell in a channel (with the fix when it has units or thousands separators), an
+  unparseable timestamp, dates in both day/month and month/day order, epoch numbers before 1971
+  (a sensor column taken as the time), a label that is not 0/1, a channel with no values, an
+  empty or binary file, a byte that is not UTF-8. In CSV files also: a line with more or fewer
+  fields than the header, a column name given twice, a quote never closed, a first line that is
+  data (no header); see ``vigil.readers_csv``.
+- **Read, with a note.** Leading ``#`` comment lines (skipped), decimal commas in a file not
+  separated by commas, JSON lines or a JSON array in a .csv file, ambiguous dd/mm or mm/dd dates
+  (the order chosen is named: the one that keeps time order, else month first; see
+  ``vigil.times``), columns of mostly text (not channels). pandas' and numpy's own warnings
+  never reach the user.
 """
 
 from __future__ import annotations
