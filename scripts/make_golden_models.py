@@ -4,7 +4,9 @@ Each registered method (and a windowed Isolation Forest) is fitted on a small se
 frame; the model file, that frame and the scores it gave are committed. `tests/test_golden.py`
 loads each file with the current vigil and checks it still gives those scores, so the model file
 format and the scores stay stable across versions. Run this only when a change of scores or
-format is intended, and say why in the commit.
+format is intended, and say why in the commit. The committed files are model file format
+version 1; this writes version 2 (tests/test_golden.py re-saves each as version 2 already), so
+remaking them drops the version 1 files' coverage: keep copies of them if you do.
 
     python scripts/make_golden_models.py [NAME ...]    # all, or only the named ones
 """

@@ -1,7 +1,13 @@
 """Golden model files: files saved by an earlier vigil still load and give the same scores.
 
-Remade only on purpose by ``python scripts/make_golden_models.py``.
+The committed files are format version 1 (vigil 0.1.0, before format 2); each is also saved
+again here as version 2 and must give the same scores. Remade only on purpose by
+``python scripts/make_golden_models.py`` (which writes version 2, replacing the version 1 files).
 """
+
+import io
+import json
+import zipfile
 
 from pathlib import Path
 
@@ -22,6 +28,25 @@ def test_every_registered_method_has_a_golden_file():
 @pytest.mark.parametrize("name", MODELS)
 def test_golden_model_gives_its_recorded_scores(name):
     model = vigil.load(GOLDEN / f"{name}.vigil")
+    expected = pd.read_csv(GOLDEN / f"{name}.expected.csv")
+    result = model.detect(GOLDEN / "input.csv")
+    np.testing.assert_allclose(result["score"], expected["score"], rtol=1e-12, atol=1e-12)
+    assert result["is_anomaly"].tolist() == expected["is_anomaly"].tolist()
+
+
+def test_the_golden_files_are_format_version_1():
+    for name in MODELS:
+        with zipfile.ZipFile(GOLDEN / f"{name}.vigil") as archive:
+            assert json.loads(archive.read("manifest.json"))["format_version"] == 1, name
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_golden_model_saved_as_version_2_gives_its_recorded_scores(name):
+    buffer = io.BytesIO()
+    vigil.load(GOLDEN / f"{name}.vigil").save(buffer)
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
+        assert json.loads(archive.read("manifest.json"))["format_version"] == 2
+    model = vigil.load(buffer.getvalue())
     expected = pd.read_csv(GOLDEN / f"{name}.expected.csv")
     result = model.detect(GOLDEN / "input.csv")
     np.testing.assert_allclose(result["score"], expected["score"], rtol=1e-12, atol=1e-12)

@@ -1,6 +1,9 @@
-"""The .vigil model file: round trips exactly, and refuses every hostile or damaged file
-without running anything from it."""
+"""The .vigil model file: round trips exactly (from a path, bytes or a file object), writes
+format version 2, and refuses hostile or damaged files without running anything from them.
+More kinds of damage, one test each: tests/test_persist_hostile.py."""
 
+import hashlib
+import io
 import json
 import pickle
 import zipfile
@@ -10,7 +13,8 @@ import pandas as pd
 import pytest
 
 import vigil
-from vigil.errors import ModelFileError
+from model_files import manifest_of, sign
+from vigil.errors import ConfigError, ModelFileError
 
 
 @pytest.fixture
@@ -44,10 +48,41 @@ def test_manifest_says_what_the_model_is(model_file):
     path, _ = model_file
     with zipfile.ZipFile(path) as archive:
         manifest = json.loads(archive.read("manifest.json"))
-    assert manifest["format_version"] == 1
+        blobs = {name: archive.read(name) for name in archive.namelist()}
+    assert manifest["format_version"] == 2 and manifest["kind"] == "model"
     assert manifest["method"] == "robust_zscore"
     assert manifest["threshold"]["name"] == "pot"
     assert manifest["training"]["rows"] == 500
+    assert [m["name"] for m in manifest["members"]] == [
+        "detector/n_channels_.npy", "detector/center_.npy", "detector/scale_.npy"]
+    for member in manifest["members"]:
+        assert member["kind"] == "npy"
+        assert member["size"] == len(blobs[member["name"]])
+        assert member["sha256"] == hashlib.sha256(blobs[member["name"]]).hexdigest()
+    assert manifest["checksum"] == sign(dict(manifest))["checksum"]
+
+
+def test_load_takes_bytes_and_file_objects_and_save_writes_to_one(model_file):
+    path, frame = model_file
+    expected = vigil.load(path).score(frame)
+    data = path.read_bytes()
+    np.testing.assert_array_equal(vigil.load(data).score(frame), expected)
+    np.testing.assert_array_equal(vigil.load(io.BytesIO(data)).score(frame), expected)
+    with open(path, "rb") as handle:
+        np.testing.assert_array_equal(vigil.load(handle).score(frame), expected)
+    buffer = io.BytesIO()
+    vigil.load(data).save(buffer)  # e.g. to broadcast the bytes on Spark
+    np.testing.assert_array_equal(vigil.load(buffer.getvalue()).score(frame), expected)
+    assert manifest_of(buffer.getvalue())["format_version"] == 2
+
+
+def test_a_non_json_parameter_is_refused_at_save_in_one_line(model_file, tmp_path):
+    path, _ = model_file
+    model = vigil.load(path)
+    model.params["window"] = float("nan")
+    with pytest.raises(ConfigError, match="cannot save the model: .*params"):
+        model.save(tmp_path / "nan.vigil")
+    assert not (tmp_path / "nan.vigil").exists()
 
 
 def test_truncated_file_is_refused(model_file):
@@ -58,7 +93,7 @@ def test_truncated_file_is_refused(model_file):
         vigil.load(path)
 
 
-def test_tampered_array_is_refused(model_file):
+def test_tampered_array_is_refused(model_file):  # a member's sha256 does not match
     path, _ = model_file
 
     def tamper(name, data):
@@ -110,10 +145,9 @@ def test_object_array_carrying_a_pickle_is_refused(model_file, tmp_path):
     def swap(name, data):
         if name == "manifest.json":
             manifest = json.loads(data)
-            import hashlib
-
-            manifest["arrays"]["scale_"]["sha256"] = hashlib.sha256(evil).hexdigest()
-            return name, json.dumps(manifest)
+            member = next(m for m in manifest["members"] if m["name"].endswith("scale_.npy"))
+            member.update(sha256=hashlib.sha256(evil).hexdigest(), size=len(evil))
+            return name, json.dumps(sign(manifest))
         if name.endswith("scale_.npy"):
             return name, evil
         return name, data
@@ -130,18 +164,20 @@ def test_damaged_manifest_is_refused(model_file):
         vigil.load(path)
 
 
-def test_manifest_naming_an_unknown_method_is_refused(model_file):
+@pytest.mark.parametrize("resign", [False, True])
+def test_manifest_naming_an_unknown_method_is_refused(model_file, resign):
     path, _ = model_file
 
     def rename(name, data):
         if name == "manifest.json":
             manifest = json.loads(data)
             manifest["method"] = "os.system"
-            return name, json.dumps(manifest)
+            return name, json.dumps(sign(manifest) if resign else manifest)
         return name, data
 
     rewrite(path, rename)
-    with pytest.raises(ModelFileError, match="unknown method 'os.system'"):
+    message = "unknown method 'os.system'" if resign else "manifest.json does not match its checksum"
+    with pytest.raises(ModelFileError, match=message):
         vigil.load(path)
 
 

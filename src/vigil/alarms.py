@@ -241,9 +241,14 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _real_in(value: Any, low: float, high: float) -> bool:
-    """A finite real number in ``[low, high]``."""
-    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-            and bool(np.isfinite(value)) and low <= float(value) <= high)
+    """A finite real number in ``[low, high]`` (a huge int such as 10**30 is compared as a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        number = float(value)
+    except OverflowError:
+        return False
+    return bool(np.isfinite(number)) and low <= number <= high
 
 
 __all__ = ["OFF", "Alarms", "EventSpans", "event_table", "make_alarms"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -243,19 +243,30 @@ class Model:
         out[ds.order] = numbers
         return out > 0, out
 
+    def stream(self) -> Any:
+        """A :class:`vigil.scoring.StreamScorer` for one series: rows in as they arrive, each
+        row's final result out once its lookahead has come, equal to :meth:`detect`."""
+        from vigil.scoring import StreamScorer
+
+        self._require_fitted()
+        return StreamScorer(self)
+
     # -- persistence -----------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the fitted model to a ``.vigil`` file (a zip of JSON and .npy, no pickle)."""
+    def save(self, target: str | os.PathLike[str] | IO[bytes]) -> None:
+        """Write the fitted model to a ``.vigil`` file (a zip of JSON and .npy, no pickle), or
+        to a binary file object (``io.BytesIO()``: bytes to broadcast, e.g. on Spark)."""
         from vigil.persist import save
 
-        save(self, path)
+        save(self, target)
 
 
-def load(path: str | os.PathLike[str]) -> Model:
-    """Read a model saved by :meth:`Model.save`; never runs code from the file."""
+def load(source: str | os.PathLike[str] | bytes | IO[bytes]) -> Model:
+    """Read a model saved by :meth:`Model.save` from a path, bytes or a binary file object;
+    never runs code from it, and refuses a damaged or tampered one in one line
+    (:class:`~vigil.errors.ModelFileError`)."""
     from vigil.persist import load as _load
 
-    return _load(path)
+    return _load(source)
 
 
 def _is_identity(order: np.ndarray) -> bool:

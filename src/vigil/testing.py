@@ -164,7 +164,18 @@ def check_save_load_identical(det: Detector) -> None:
     assert np.array_equal(again.score(X), model.score(X)), f"{det.name}: scores change on reload"
 
 
+def check_state_declared(det: Detector) -> None:
+    """Every public attribute ``_fit`` sets (a name ending in ``_``) is declared fitted state,
+    so the model file saves it; and the saved state passes the declaration on reload."""
+    det.fit(_series())
+    fitted = {k for k in vars(det) if k.endswith("_") and not k.startswith("_")}
+    undeclared = sorted(fitted - set(det.state_spec()))
+    assert not undeclared, f"{det.name}: fitted state {undeclared} is not declared in fitted_state"
+    _fresh(det).set_state(det.get_state())
+
+
 CHECKS: list[Callable[[Detector], None]] = [
+    check_state_declared,
     check_unfitted_refused,
     check_scores_shape_dtype_finite,
     check_deterministic,

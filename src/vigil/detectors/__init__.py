@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from vigil.detectors.base import Detector, Param
+from vigil.detectors.state import StateSpec
 from vigil.errors import ConfigError
 
-__all__ = ["METHODS", "Detector", "MethodInfo", "Param", "get_class", "make_detector",
-           "parse_param_value"]
+__all__ = ["METHODS", "Detector", "MethodInfo", "Param", "StateSpec", "get_class",
+           "make_detector", "parse_param_value"]
 
 
 @dataclass(frozen=True)

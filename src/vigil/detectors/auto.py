@@ -28,8 +28,9 @@ from typing import ClassVar
 import numpy as np
 
 from vigil.detectors.base import Detector, Param
+from vigil.detectors.state import StateSpec
 from vigil.detectors.statistical import MAD_TO_SIGMA, _floor_scale
-from vigil.errors import FitWarning
+from vigil.errors import FitWarning, ModelFileError
 
 #: Every member method, in a fixed order (the model file's ``use_`` mask relies on it).
 MEMBERS = ("subsequence_kmeans", "subsequence_pca", "forecast", "robust_zscore", "mahalanobis",
@@ -68,6 +69,17 @@ class Auto(Detector):
     name = "auto"
     attributes: ClassVar[bool] = True
     params = {"window": Param("auto", int, low=2, allow_auto=True), "random_state": Param(0, int)}
+    #: Own state; each used member's state is saved beside it as ``m<i>.<name>`` (i its place
+    #: in MEMBERS) and checked against that member's own declaration.
+    #: use_, center_, scale_: one entry per member; older files, saved before the last
+    #: members existed, hold fewer (padded by set_state: those members are not used).
+    fitted_state = {
+        "use_": StateSpec("iu", (f"<={len(MEMBERS)}",), low=0, high=1),
+        "combine_max_": StateSpec("iu", (), low=0, high=1),
+        "center_": StateSpec("f", ("use_[0]",)),
+        "scale_": StateSpec("f", ("use_[0]",), positive=True),  # divides member scores
+        "rule_scale_": StateSpec("f", (), positive=True, optional=True),  # 1.0 before rules
+    }
 
     @property
     def natural_threshold(self) -> float | None:  # type: ignore[override]
@@ -157,6 +169,27 @@ class Auto(Detector):
     def _lookahead_rows(self) -> int:
         return max(m._lookahead_rows() for _, m in self._active())
 
+    def state_spec(self) -> dict[str, StateSpec]:
+        """Own state, then every member's declaration under its ``m<i>.`` prefix (which of
+        them a file holds depends on ``use_``: checked by :meth:`set_state`)."""
+        spec = super().state_spec()
+        for i, member in enumerate(self._spec_members()):
+            spec.update({f"m{i}.{k}": s for k, s in member.state_spec().items()})
+        return spec
+
+    def declared(self, key: str) -> tuple[Detector, StateSpec] | None:
+        """A member's key is declared by that member (its parameters size its arrays)."""
+        head, dot, rest = key.partition(".")
+        if not dot:
+            return super().declared(key)
+        members = {f"m{i}": member for i, member in enumerate(self._spec_members())}
+        return members[head].declared(rest) if head in members else None
+
+    def _spec_members(self) -> list[Detector]:
+        if getattr(self, "_unfitted_members", None) is None:
+            self._unfitted_members = self._make_members()
+        return self._unfitted_members
+
     def get_state(self) -> dict[str, np.ndarray]:
         """Own state plus each member's, its keys prefixed ``m<i>.``."""
         state = super().get_state()
@@ -165,17 +198,49 @@ class Auto(Detector):
         return state
 
     def set_state(self, state: dict[str, np.ndarray]) -> Auto:
-        """Restore own and member state saved by :meth:`get_state`."""
+        """Restore own and member state saved by :meth:`get_state`: own state against
+        ``fitted_state``, each used member's against its own declaration; state of a member
+        ``use_`` leaves out, or of no member at all, is refused."""
+        if not isinstance(state, dict):
+            raise ModelFileError(f"auto state must be named arrays; got {type(state).__name__}")
         own = {k: v for k, v in state.items() if "." not in k}
+        sizes = {np.shape(own[k]) for k in ("use_", "center_", "scale_") if k in own}
+        if len(sizes) > 1:
+            raise ModelFileError(f"auto state use_, center_ and scale_ differ in shape "
+                                 f"({sorted(sizes)}); the file is damaged")
         # Files saved before a member was added: it is simply not used.
         for key, fill in (("use_", 0), ("center_", 0.0), ("scale_", 1.0)):
-            if key in own and own[key].size < len(MEMBERS):
-                own[key] = np.r_[own[key], np.full(len(MEMBERS) - own[key].size, fill)]
+            value = own.get(key)
+            if isinstance(value, np.ndarray) and value.ndim == 1 and value.size < len(MEMBERS):
+                own[key] = np.r_[value, np.full(len(MEMBERS) - value.size, fill, value.dtype)]
         own.setdefault("rule_scale_", np.asarray(1.0))
         super().set_state(own)
-        self._members = self._make_members()
-        for i, member in self._active():
+        members = self._make_members()
+        for key in state:
+            if "." in key and self.declared(key) is None:
+                raise ModelFileError(f"auto has no fitted state named {key[:80]!r}: member "
+                                     f"state is m<i>.<name>, i < {len(MEMBERS)}")
+        for i, member in enumerate(members):
             prefix = f"m{i}."
-            member.set_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+            part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            if not self.use_[i]:
+                if part:
+                    raise ModelFileError(f"auto state holds {prefix}* arrays of member "
+                                         f"{MEMBERS[i]}, which its use_ leaves out")
+                continue
+            try:
+                member.set_state(part)
+            except ModelFileError as exc:
+                raise ModelFileError(f"auto member {prefix[:-1]} ({MEMBERS[i]}): {exc}") from None
+            if member.n_channels_ != self.n_channels_:
+                raise ModelFileError(f"auto member {prefix[:-1]} ({MEMBERS[i]}) was fitted on "
+                                     f"{member.n_channels_} channel(s), auto on "
+                                     f"{self.n_channels_}")
+        self._members = members
         return self
 
+    def _check_state(self) -> None:
+        """At least one scoring (not rule) member is used: the ensemble combines them."""
+        if not any(self.use_[i] for i, m in enumerate(MEMBERS) if m not in RULE_MEMBERS):
+            raise ModelFileError("auto state 'use_' selects no scoring member; the file is "
+                                 "damaged")

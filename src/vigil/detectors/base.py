@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from vigil.detectors.state import N_CHANNELS, StateSpec, check_state
 from vigil.errors import ConfigError, DataError, NotFittedError
 
 
@@ -87,6 +88,8 @@ class Detector:
         attributes: whether ``score_channels`` attributes the score to channels.
         kinds: the anomaly kinds the method is for (names from ``vigil.sample_data.KINDS``);
             ``check_detector`` runs the check of each declared kind that has one (spike, stuck).
+        fitted_state: the arrays ``_fit`` sets, name -> :class:`StateSpec` (dtype kind, shape,
+            value constraints): the only state a model file may hold for the method.
     """
 
     name: ClassVar[str] = "detector"
@@ -102,6 +105,7 @@ class Detector:
     #: Every value-based method sees at least a value far off; a method that does not (one
     #: that looks only at how values repeat, say) declares what it is for instead.
     kinds: ClassVar[tuple[str, ...]] = ("spike",)
+    fitted_state: ClassVar[dict[str, StateSpec]] = {}
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.params))
@@ -203,22 +207,44 @@ class Detector:
         """Cross-parameter checks a subclass may add."""
 
     # -- fitted state, for the model file --------------------------------------------------
+    def state_spec(self) -> dict[str, StateSpec]:
+        """The declared fitted state, name -> :class:`~vigil.detectors.state.StateSpec`: what
+        ``get_state`` saves and all that ``set_state`` accepts (``n_channels_`` and the
+        class's ``fitted_state``; an ensemble adds its members')."""
+        return self._own_state()
+
+    def _own_state(self) -> dict[str, StateSpec]:
+        return {"n_channels_": N_CHANNELS, **self.fitted_state}
+
+    def declared(self, key: str) -> tuple[Detector, StateSpec] | None:
+        """The detector a state name belongs to and its declaration (None: not declared)."""
+        spec = self.state_spec().get(key)
+        return None if spec is None else (self, spec)
+
     def get_state(self) -> dict[str, np.ndarray]:
-        """The fitted state as named arrays (attributes ending in ``_``), for saving."""
+        """The fitted state as named arrays (the declared names), for saving."""
         self._require_fitted()
-        return {
-            key: np.asarray(value)
-            for key, value in vars(self).items()
-            if key.endswith("_") and not key.startswith("_")
-        }
+        return {key: np.asarray(getattr(self, key)) for key in self._own_state()
+                if hasattr(self, key)}
 
     def set_state(self, state: dict[str, np.ndarray]) -> Detector:
-        """Restore the fitted state saved by :meth:`get_state`."""
+        """Restore the fitted state saved by :meth:`get_state`, refusing (one-line
+        ModelFileError) any name not declared, a declared one missing, or an array of the
+        wrong dtype, shape (for the channel count and parameters) or values."""
         self._validate_params()
-        for key, value in state.items():
+        arrays = check_state(self, state, self._own_state())
+        for key, value in arrays.items():
             setattr(self, key, value.item() if value.ndim == 0 else value)
         self.n_channels_ = int(self.n_channels_)
+        self._check_state()
         return self
+
+    def _check_state(self) -> None:
+        """Checks across the restored state arrays that the declaration cannot express."""
+
+    def check_training_rows(self, rows: int) -> None:
+        """Refuse (ModelFileError) parameters that ``fit`` on ``rows`` rows would have refused
+        and the state does not bound (a model file's parameters are not trusted)."""
 
     # -- helpers ---------------------------------------------------------------------------
     def _validate_params(self) -> None:

@@ -20,8 +20,9 @@ from typing import ClassVar
 import numpy as np
 
 from vigil.detectors.base import Detector, Param
+from vigil.detectors.state import PER_CHANNEL, PER_CHANNEL_SCALE, StateSpec
 from vigil.detectors.statistical import MAD_TO_SIGMA, MEAN_AD_TO_SIGMA, channel_scale
-from vigil.errors import DataError
+from vigil.errors import DataError, ModelFileError
 
 #: Smallest window ``window="auto"`` picks: TSB-AD's period estimator trusts no period below 6
 #: rows (``find_length_rank``), and an AR model of order < 6 cannot follow one cycle.
@@ -112,6 +113,17 @@ class ForecastResidual(Detector):
     #: Small chunks: each chunk's column-long temporaries stay in the CPU cache across the
     #: ``window`` multiply-adds of the filter.
     chunk_bytes: ClassVar[int] = 2 * 2**20
+    fitted_state = {
+        "window_": StateSpec("iu", (), low=2, param="window"),
+        "smooth_": StateSpec("iu", (), low=1),
+        "center_": PER_CHANNEL,
+        "scale_": PER_CHANNEL_SCALE,
+        "coef_": StateSpec("f", ("d", "window_")),
+        "intercept_": PER_CHANNEL,
+        "residual_scale_": PER_CHANNEL_SCALE,
+        "error_mean_": PER_CHANNEL,
+        "error_std_": PER_CHANNEL_SCALE,
+    }
 
     # -- fit ---------------------------------------------------------------------------------
     def _fit(self, X: np.ndarray) -> None:
@@ -198,6 +210,12 @@ class ForecastResidual(Detector):
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         return self._score_channels(X).max(axis=1)
+
+    def _check_state(self) -> None:
+        expected = self.window_ if self.smooth == "auto" else self.smooth
+        if self.smooth_ != expected:
+            raise ModelFileError(f"forecast state 'smooth_' is {self.smooth_} but smooth="
+                                 f"{self.smooth!r} gives {expected}; the file is damaged")
 
     def _context_rows(self) -> int:
         return int(self.window_) + int(self.smooth_) - 1

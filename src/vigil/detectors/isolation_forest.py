@@ -20,6 +20,7 @@ from vigil.detectors._forest_scoring import (
     path_length_sums,
 )
 from vigil.detectors.base import Detector, Param
+from vigil.detectors.state import StateSpec
 from vigil.errors import DataError, ModelFileError
 from vigil.preprocess import trailing_windows
 
@@ -50,6 +51,14 @@ class IsolationForest(Detector):
     }
     min_rows = 2
     natural_threshold = 0.5  # Liu et al.; scikit-learn's contamination="auto" offset
+    fitted_state = {  # heaps of n_estimators trees; their depth is checked in _check_state
+        "feature_": StateSpec("iu", ("n_estimators", "<=heap_leaves"), low=0),
+        # +inf: "always left", the chain below a leaf above the bottom level
+        "threshold_": StateSpec("f", ("n_estimators", "<=heap_leaves"), allow_inf=True),
+        "leaf_value_": StateSpec("f", ("n_estimators", "<=heap_leaves")),
+        "max_samples_": StateSpec("iu", (), low=2),
+        "average_path_length_": StateSpec("f", (), positive=True),  # divided by
+    }
 
     def _fit(self, X: np.ndarray) -> None:
         from sklearn.ensemble import IsolationForest as SklearnForest
@@ -72,6 +81,13 @@ class IsolationForest(Detector):
         self.max_samples_ = int(forest.max_samples_)
         self.average_path_length_ = float(average_path_length(self.max_samples_))
 
+    @property
+    def heap_leaves(self) -> int:
+        """The most bottom-level slots a tree's heap can have: ``2^D`` for the depth ``D``
+        that ``max_samples`` gives (fewer training rows give shallower trees)."""
+        samples = AUTO_MAX_SAMPLES if self.max_samples == "auto" else int(self.max_samples)
+        return 2 ** (max(samples, 2) - 1).bit_length()  # 2^ceil(log2(samples))
+
     def _score(self, X: np.ndarray) -> np.ndarray:
         # float32, as scikit-learn rounds its input; the thresholds are floored to match
         rows = trailing_windows(X, self.window or 1, dtype=np.float32)
@@ -87,11 +103,12 @@ class IsolationForest(Detector):
         # float32 feature rows and the sums, plus the numpy engine's per-row index arrays
         return 4 * self.n_channels_ + 8 * 8
 
-    def set_state(self, state: dict[str, np.ndarray]) -> IsolationForest:
-        """Restore the fitted state, refusing arrays the scoring kernel could read past."""
-        super().set_state(state)
-        self._check_state()
-        return self
+    def check_training_rows(self, rows: int) -> None:
+        """``window`` (the state does not bound it; scoring builds rows of window x channels
+        values) is at most the training rows, as ``fit`` requires."""
+        if (self.window or 1) > rows:
+            raise ModelFileError(f"isolation_forest window {self.window} is longer than the "
+                                 f"{rows} training rows it was fitted on; the file is damaged")
 
     def _check_state(self) -> None:
         """Shapes, dtypes and feature columns consistent with the parameters (the numba

@@ -15,7 +15,9 @@ import numpy as np
 from scipy import linalg, stats
 
 from vigil.detectors.base import Detector, Param
+from vigil.detectors.state import PER_CHANNEL, PER_CHANNEL_SCALE, StateSpec
 from vigil.detectors.statistical import channel_scale
+from vigil.errors import ModelFileError
 
 #: Ridge added to the covariance of the standardised channels (unit variances): keeps the
 #: precision finite when channels are collinear or constant, far below any real variance.
@@ -43,6 +45,8 @@ class Mahalanobis(Detector):
     name = "mahalanobis"
     attributes: ClassVar[bool] = True
     params = {"support": Param(0.999, float, low=0.5, high=1.0, low_open=True)}
+    fitted_state = {"center_": PER_CHANNEL, "scale_": PER_CHANNEL_SCALE,
+                    "whitening_": StateSpec("f", ("d", "d"))}
 
     @property
     def natural_threshold(self) -> float:  # type: ignore[override]
@@ -61,11 +65,15 @@ class Mahalanobis(Detector):
         self.whitening_ = linalg.cholesky(linalg.inv(covariance), lower=True)
         self._derive()
 
-    def set_state(self, state: dict[str, np.ndarray]) -> Mahalanobis:
-        """Restore the fitted state and what is derived from it."""
-        super().set_state(state)
+    def _check_state(self) -> None:
+        """The precision's diagonal, whose square root ``score_channels`` divides by, must be
+        finite and > 0 (so no row of ``whitening_`` is all zeros)."""
+        with np.errstate(over="ignore"):
+            diagonal = np.square(self.whitening_).sum(axis=1)
+        if not (np.isfinite(diagonal).all() and (diagonal > 0).all()):
+            raise ModelFileError("mahalanobis state 'whitening_' gives a precision whose "
+                                 "diagonal is not finite and > 0; the file is damaged")
         self._derive()
-        return self
 
     def _derive(self) -> None:
         # Standardising folded into each projection: z M = x (M / s) - (c / s) M, one pass.

@@ -24,8 +24,9 @@ from typing import ClassVar
 import numpy as np
 
 from vigil.detectors.base import Detector, Param
+from vigil.detectors.state import PER_CHANNEL, PER_CHANNEL_SCALE, StateSpec
 from vigil.detectors.statistical import _floor_scale
-from vigil.errors import DataError
+from vigil.errors import DataError, ModelFileError
 from vigil.preprocess import dominant_period, windows_to_points
 
 #: The shortest window ``window="auto"`` picks: a z-normalised window of m points has m - 2
@@ -84,6 +85,13 @@ class MatrixProfile(Detector):
     }
     min_rows = 3
     natural_threshold = None
+    fitted_state = {
+        "window_": StateSpec("iu", (), low=3, param="window"),
+        "center_": PER_CHANNEL,
+        "scale_": PER_CHANNEL_SCALE,
+        # the training rows in z units: at least one window of them, at most the parameter
+        "reference_": StateSpec("f", ("<=max_reference_rows", "d")),
+    }
 
     def training_scores(self, X: np.ndarray) -> np.ndarray:
         """Two-fold out-of-sample scores of the training rows: each half scored against a
@@ -118,17 +126,14 @@ class MatrixProfile(Detector):
         self.reference_ = (X[-self.max_reference_rows:] - self.center_) / self.scale_
         self._derive()
 
-    def set_state(self, state: dict[str, np.ndarray]) -> MatrixProfile:
-        """Restore the fitted state and the reference windows' statistics derived from it."""
-        super().set_state(state)
-        self.window_ = int(self.window_)
-        self.reference_ = np.asarray(self.reference_, dtype=np.float64).reshape(-1,
-                                                                                 self.n_channels_)
+    def _check_state(self) -> None:
+        """At least one reference window; then the reference windows' statistics."""
+        self.reference_ = np.ascontiguousarray(self.reference_, dtype=np.float64)
         if len(self.reference_) < self.window_:
-            raise DataError(f"{self.name} state holds {len(self.reference_)} reference rows, "
-                            f"fewer than its window {self.window_}: fit the model again.")
+            raise ModelFileError(f"{self.name} state holds {len(self.reference_)} reference "
+                                 f"rows, fewer than its window {self.window_}: fit the model "
+                                 "again.")
         self._derive()
-        return self
 
     def _derive(self) -> None:
         m = self.window_

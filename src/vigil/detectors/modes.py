@@ -20,7 +20,9 @@ import numpy as np
 from scipy import linalg, stats
 
 from vigil.detectors.base import Detector, Param
+from vigil.detectors.state import PER_CHANNEL, StateSpec
 from vigil.detectors.statistical import SCALE_FLOOR, RobustZScore
+from vigil.errors import ModelFileError
 
 #: Added to each mode's covariance (robustly standardised channels, so about unit spread over
 #: the training rows): scikit-learn's default ``reg_covar``, and the ridge ``mahalanobis`` uses;
@@ -146,6 +148,16 @@ class OperatingModes(Detector):
     }
     #: Small chunks keep each chunk's column temporaries in the CPU cache.
     chunk_bytes: ClassVar[int] = 2 * 2**20
+    fitted_state = {
+        "center_": PER_CHANNEL,
+        # +inf: a channel constant in training, left out of scoring
+        "scale_": StateSpec("f", ("d",), positive=True, allow_inf=True),
+        "weights_": StateSpec("f", ("*",), low=0.0),
+        # one row per mode, over the scored (finite-scale) channels; checked in _check_state
+        "means_": StateSpec("f", ("weights_[0]", "*")),
+        "precisions_cholesky_": StateSpec("f", ("weights_[0]", "means_[1]", "means_[1]")),
+        "bic_": StateSpec("f", ("*",)),
+    }
 
     @property
     def natural_threshold(self) -> float:  # type: ignore[override]
@@ -212,11 +224,20 @@ class OperatingModes(Detector):
         keep[mixture.weights_.argmax()] = True
         return keep
 
-    def set_state(self, state: dict[str, np.ndarray]) -> OperatingModes:
-        """Restore the fitted state and what is derived from it."""
-        super().set_state(state)
+    def _check_state(self) -> None:
+        """One mode at least, over exactly the scored channels, each with a precision whose
+        diagonal (``score_channels`` divides by its square root) is finite and > 0."""
+        scored = int(np.isfinite(self.scale_).sum())
+        if not len(self.weights_) or self.means_.shape[1] != scored:
+            raise ModelFileError(f"modes state holds {len(self.weights_)} mode(s) over "
+                                 f"{self.means_.shape[1]} channel(s), but {scored} channel(s) "
+                                 "are scored; the file is damaged")
+        with np.errstate(over="ignore"):
+            diagonal = np.square(self.precisions_cholesky_).sum(axis=2)
+        if not (np.isfinite(diagonal).all() and (diagonal > 0).all()):
+            raise ModelFileError("modes state 'precisions_cholesky_' gives a precision whose "
+                                 "diagonal is not finite and > 0; the file is damaged")
         self._derive()
-        return self
 
     def _derive(self) -> None:
         # Standardising folded into each mode's projections, as in mahalanobis.py:

@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from vigil.detectors.base import Detector, Param
+from vigil.detectors.state import PER_CHANNEL, PER_CHANNEL_SCALE
 
 #: Consistency constant making the MAD estimate the standard deviation of normal data.
 MAD_TO_SIGMA = 1.482602218505602
@@ -48,6 +49,7 @@ class _PerChannel(Detector):
     #: Small chunks: a chunk's column-long temporaries stay in the CPU cache while each channel
     #: is read, transformed and folded into the row maximum.
     chunk_bytes: ClassVar[int] = 2 * 2**20
+    fitted_state = {"center_": PER_CHANNEL, "scale_": PER_CHANNEL_SCALE}
 
     def _row_bytes(self) -> int:
         return 2 * 8 + self.n_channels_  # row scores, one channel's scores, the finite mask

@@ -23,6 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from vigil.detectors.base import Detector, Param
+from vigil.detectors.state import PER_CHANNEL, StateSpec
 
 
 def run_lengths(x: np.ndarray) -> np.ndarray:
@@ -108,6 +109,13 @@ class StuckSensor(Detector):
     # time the data doubles), so the training record slightly under-states what a longer stretch
     # of normal operation shows: flag runs half again as long as it, not just longer.
     natural_threshold = 1.5
+    fitted_state = {
+        # in rows; +inf for a channel never watched (constant or discrete in training); at most
+        # 2^53, where a run count stops being exact in a float
+        "reference_": StateSpec("f", ("d",), positive=True, allow_inf=True, high=2.0**53),
+        "low_": PER_CHANNEL,
+        "high_": PER_CHANNEL,
+    }
 
     def _fit(self, X: np.ndarray) -> None:
         # The longest normal training run, not a high quantile: a hold-by-design channel's long

@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from vigil.detectors.base import Param
+from vigil.detectors.state import StateSpec
 from vigil.detectors.subsequence_pca import _Subsequence
 
 
@@ -57,6 +58,8 @@ class SubsequenceKMeans(_Subsequence):
         "n_clusters": Param(10, int, low=1),
         "random_state": Param(0, int),
     }
+    fitted_state = {**_Subsequence._window_state,
+                    "cluster_centers_": StateSpec("f", ("d", "n_clusters", "window_"))}
 
     def _fit_windows(self, samples: list[np.ndarray]) -> None:
         from sklearn.cluster import KMeans

@@ -19,6 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from vigil.detectors.base import Detector, Param
+from vigil.detectors.state import PER_CHANNEL, PER_CHANNEL_SCALE, StateSpec
 from vigil.detectors.statistical import channel_scale
 from vigil.errors import DataError
 from vigil.preprocess import dominant_period, subsequences, windows_to_points
@@ -55,6 +56,12 @@ class _Subsequence(Detector):
     natural_threshold: ClassVar[float | None] = None
     #: Each chunk carries 2 x (window - 1) context rows; small chunks would repeat them often.
     chunk_bytes: ClassVar[int] = 8 * 2**20
+    #: What every windowed subclass fits; each adds its model of the windows.
+    _window_state: ClassVar[dict[str, StateSpec]] = {
+        "window_": StateSpec("iu", (), low=2, param="window"),
+        "center_": PER_CHANNEL,
+        "scale_": PER_CHANNEL_SCALE,
+    }
 
     # -- fitting ------------------------------------------------------------------------------
     def _fit(self, X: np.ndarray) -> None:
@@ -185,6 +192,12 @@ class SubsequencePCA(_Subsequence):
         "window": Param("auto", int, low=2, allow_auto=True),
         "n_components": Param("auto", int, low=1, allow_auto=True),
         "random_state": Param(0, int),
+    }
+    fitted_state = {
+        **_Subsequence._window_state,
+        "mean_window_": StateSpec("f", ("d", "window_")),
+        "components_": StateSpec("f", ("d", "*", "window_")),
+        "n_components_": StateSpec("iu", ("d",), low=0),
     }
 
     def _fit_windows(self, samples: list[np.ndarray]) -> None:
