@@ -52,6 +52,7 @@ class _Subsequence(Detector):
     """
 
     attributes: ClassVar[bool] = True
+    score_is_channel_max: ClassVar[bool] = True
     #: No textbook cut-off on a window's distance; thresholds come from the training scores.
     natural_threshold: ClassVar[float | None] = None
     #: Each chunk carries 2 x (window - 1) context rows; small chunks would repeat them often.
