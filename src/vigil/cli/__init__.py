@@ -1,6 +1,6 @@
 """The ``vigil`` command line: ``app`` (typer) with its commands, one module per group
-(``commands``: detect, train, score, methods, demo; ``evaluate``: evaluate, bench), and ``main``,
-the console script.
+(``commands``: detect, train, score, methods, demo; ``evaluate``: evaluate, bench; ``stream``:
+stream, produce, broker), and ``main``, the console script.
 
 Exit codes: 0 success; 1 anomalies found with ``--fail-on-anomaly``; 2 a usage or data error,
 reported as one line on stderr (``--debug`` shows the traceback instead); 3 ``vigil bench``
@@ -14,7 +14,7 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from vigil.cli import commands, evaluate  # noqa: F401  (they register their commands on app)
+from vigil.cli import commands, evaluate, stream  # noqa: F401  (they register their commands)
 from vigil.cli.app import app
 from vigil.cli.output import _escape, err
 

@@ -1,0 +1,164 @@
+"""The Kafka commands: stream (score a topic live), produce (replay a file into a topic) and
+broker (an embedded broker for trying vigil out). They need ``pip install 'vigil[stream]'``;
+the engine is imported only when one of them runs."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from vigil.cli.app import ChannelsOpt, DataArg, QuietOpt, SeriesOpt, TimeOpt, _read, _roles, app
+from vigil.cli.output import STATE, err, fail, out, progress_bar, user_errors
+
+BootstrapOpt = Annotated[str, typer.Option("--bootstrap", help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT...] (`vigil broker` starts one on 127.0.0.1).")]
+KafkaOpt = Annotated[Optional[list[str]], typer.Option("--kafka-config", help="A librdkafka setting as name=value for every client (security, SASL, timeouts); repeat for several.")]
+
+
+def _kafka_config(pairs: list[str] | None) -> dict[str, str]:
+    config = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            fail(f"--kafka-config {pair!r}: expected name=value, e.g. security.protocol=SSL")
+        config[name.strip()] = value.strip()
+    return config
+
+
+@app.command()
+def stream(
+    model_path: Annotated[Path, typer.Option("--model", help="A model file written by `vigil train`.")],
+    bootstrap: BootstrapOpt,
+    input_topic: Annotated[str, typer.Option("--input", help="Topic of sensor readings: JSON (nested {ts, series, values} or flat) or CSV lines, keyed by series.")],
+    output_topic: Annotated[str, typer.Option("--output", help="Topic for the results (created when missing, with the input's partition count).")],
+    emit: Annotated[str, typer.Option("--emit", metavar="anomalies|all|events", help="anomalies: one result per row inside an anomaly event; all: one per input row; events: one message when an event opens, one when it closes.")] = "anomalies",
+    group: Annotated[str, typer.Option("--group", help="Consumer group: workers in one group split the partitions.")] = "vigil",
+    exactly_once: Annotated[bool, typer.Option("--exactly-once", help="Results, states and input offsets in one Kafka transaction (consumers of --output read committed). Default: at-least-once.")] = False,
+    columns: Annotated[Optional[str], typer.Option("--columns", help="Field order of CSV-line messages, comma-separated (default: the model's time column, then its channels).")] = None,
+    dead_letter: Annotated[Optional[str], typer.Option("--dead-letter", help="Topic for messages that cannot be scored, with the reason in their headers (default: INPUT.dead-letter).")] = None,
+    changelog: Annotated[Optional[str], typer.Option("--changelog", help="Topic of per-series state, restored on restart and rebalance (default: GROUP.INPUT.changelog).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Most messages scored in one vectorised batch.")] = 10_000,
+    max_latency_ms: Annotated[int, typer.Option("--max-latency-ms", min=1, help="Longest a batch waits to fill before it is scored.")] = 20,
+    commit_interval_ms: Annotated[int, typer.Option("--commit-interval-ms", min=1, help="How often states and offsets are committed (and, with --exactly-once, a transaction ends).")] = 1000,
+    max_messages: Annotated[Optional[int], typer.Option("--max-messages", min=1, help="Stop after this many input messages (for scripts and tests).")] = None,
+    idle_exit: Annotated[Optional[float], typer.Option("--idle-exit", min=0, help="Stop after this many seconds without a message (counted from the partition assignment).")] = None,
+    flush_at_exit: Annotated[bool, typer.Option("--flush-at-exit", help="At exit, end every series: its last rows are scored as a file's last rows are, and published (for a finite replay). Default: they wait in the state for the next run.")] = False,
+    metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", help="Serve Prometheus metrics on this port (/metrics).")] = None,
+    log_every: Annotated[float, typer.Option("--log-every", min=0.1, help="Seconds between status lines (rate, lag, latency p50/p99, anomalies, dead letters).")] = 10.0,
+    kafka_config: KafkaOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Score a Kafka topic live with a saved model and publish the results.
+
+    Each series (the message key) is scored by its own streaming scorer, so the scores equal
+    batch scores of the same rows, also after a restart. Runs until SIGTERM or Ctrl-C, which
+    finish the batch, commit and exit 0.
+    """
+    STATE["quiet"] = quiet
+    with user_errors():
+        from vigil.engines.stream import StreamConfig, Worker
+        from vigil.engines.stream.metrics import serve_prometheus
+        from vigil.model import load
+
+        model = load(model_path)
+        config = StreamConfig(
+            bootstrap=bootstrap, input_topic=input_topic, output_topic=output_topic,
+            group=group, emit=emit, exactly_once=exactly_once, dead_letter_topic=dead_letter,
+            changelog_topic=changelog, columns=_names(columns), batch_size=batch_size,
+            max_latency_ms=max_latency_ms, commit_interval_ms=commit_interval_ms,
+            kafka=_kafka_config(kafka_config))
+        _log_to_stderr()
+        worker = Worker(model, config)
+        if metrics_port is not None:
+            serve_prometheus(worker.metrics, metrics_port)
+        live = sys.stderr.isatty() and not quiet
+        if not quiet:
+            err.print(f"Scoring {input_topic} on {bootstrap} with {model.method} "
+                      f"({', '.join(model.channels_)}) -> {output_topic} "
+                      f"({'exactly-once' if exactly_once else 'at-least-once'}, emit {emit})",
+                      soft_wrap=True)
+
+        def report(metrics: Any) -> None:
+            if quiet:
+                return
+            if live:
+                err.file.write(f"\r\033[K{metrics.line()}")
+                err.file.flush()
+            else:
+                err.print(metrics.line(), soft_wrap=True)
+
+        metrics = worker.run(max_messages=max_messages, idle_exit=idle_exit,
+                             flush_at_exit=flush_at_exit, report=report,
+                             report_every=min(log_every, 1.0) if live else log_every)
+        if live:
+            err.file.write("\n")
+        if not quiet:
+            err.print(f"Stopped: {metrics.line()}", soft_wrap=True)
+
+
+@app.command()
+def produce(
+    data: DataArg,
+    bootstrap: BootstrapOpt,
+    topic: Annotated[str, typer.Option("--topic", help="Topic to write to (created when missing).")],
+    rate: Annotated[Optional[float], typer.Option("--rate", help="Rows per second (default: as fast as the broker takes them).")] = None,
+    fmt: Annotated[str, typer.Option("--format", metavar="json|csv", help="json: one flat JSON object per row; csv: a line of the time, then the channels.")] = "json",
+    partitions: Annotated[int, typer.Option("--partitions", min=1, help="Partitions of the topic, when it is created.")] = 1,
+    time_column: TimeOpt = None,
+    channels: ChannelsOpt = None,
+    series_column: SeriesOpt = None,
+    kafka_config: KafkaOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Replay DATA into a Kafka topic, one message per row in time order, keyed by series."""
+    STATE["quiet"] = quiet
+    with user_errors():
+        from vigil.engines.stream import produce_rows
+
+        dataset = _read(data, _roles(time_column, channels, None, series_column))
+        with progress_bar(f"Producing {len(dataset)} rows to {topic}") as callback:
+            sent = produce_rows(dataset, bootstrap, topic, rate=rate, fmt=fmt,
+                                partitions=partitions, kafka=_kafka_config(kafka_config),
+                                progress=callback)
+        if not quiet:
+            out.print(f"{sent} rows of {data} written to {topic} on {bootstrap}")
+
+
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: a free one).")] = 9092,
+) -> None:
+    """Run an embedded Kafka-protocol broker (tansu, in memory) on 127.0.0.1 for trying vigil
+    out; prints its bootstrap address and runs until Ctrl-C or SIGTERM."""
+    with user_errors():
+        from vigil.engines.stream import EmbeddedBroker
+
+        done = threading.Event()
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, lambda *_: done.set())
+        with EmbeddedBroker(port) as running:
+            out.print(f"Kafka-protocol broker (tansu, in memory) at {running.bootstrap}; "
+                      f"Ctrl-C to stop.")
+            print(running.bootstrap, flush=True)
+            while not done.wait(0.5):
+                if running.process is None or running.process.poll() is not None:
+                    fail("the embedded broker exited unexpectedly.")
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+
+def _log_to_stderr() -> None:
+    """The worker's log (assignments, warnings) on stderr, once."""
+    logger = logging.getLogger("vigil.stream")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)

@@ -1,0 +1,72 @@
+"""One series' state in a ``vigil stream`` worker, and its changelog record.
+
+A series is scored by its own :class:`vigil.scoring.StreamScorer`. Beside the scorer's state the
+worker keeps the input rows whose result is not final yet (a method that looks ahead, or an
+alarm still undecided) so it can emit them, with their topic, partition and offset, once they
+are; the last input offset folded in, so a message replayed after a restart is recognised; the
+last time, for the time-order check; and the anomaly event still open, for ``--emit events``.
+
+The changelog record is JSON bytes keyed by series: ``{"v": 1, "series", "partition", "offset",
+"last_time", "pending", "event", "scorer": <StreamScorer.state()>}``; never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any
+
+from vigil.errors import ConfigError
+from vigil.scoring import StreamScorer
+
+__all__ = ["SeriesState"]
+
+_VERSION = 1
+
+
+class SeriesState:
+    """What a worker holds for one series (see the module docstring)."""
+
+    __slots__ = ("series", "partition", "offset", "last_time", "pending", "event", "scorer")
+
+    def __init__(self, model: Any, series: str, partition: int) -> None:
+        self.series = series
+        self.partition = partition
+        self.offset = -1  # the last input offset folded into the scorer
+        self.last_time: int | None = None
+        #: Rows given to the scorer and not returned yet: [offset, raw time, values, ts_ms].
+        self.pending: deque[list[Any]] = deque()
+        #: The open anomaly event for --emit events: number, start time and offset, rows, peak
+        #: score, its driver; None when none is open.
+        self.event: dict[str, Any] | None = None
+        self.scorer = StreamScorer(model)
+
+    def to_bytes(self) -> bytes:
+        """The changelog record."""
+        head = json.dumps({"v": _VERSION, "series": self.series, "partition": self.partition,
+                           "offset": self.offset, "last_time": self.last_time,
+                           "pending": list(self.pending), "event": self.event},
+                          separators=(",", ":"), allow_nan=False)
+        return head[:-1].encode() + b',"scorer":' + self.scorer.state() + b"}"
+
+    @classmethod
+    def from_bytes(cls, model: Any, data: bytes) -> SeriesState:
+        """A state from its changelog record, for this model (else a ConfigError)."""
+        try:
+            d = json.loads(data)
+            if d.get("v") != _VERSION:
+                raise ConfigError(f"changelog record version {d.get('v')!r}; this vigil reads "
+                                  f"version {_VERSION}.")
+            state = cls.__new__(cls)
+            state.series, state.partition = str(d["series"]), int(d["partition"])
+            state.offset = int(d["offset"])
+            state.last_time = None if d["last_time"] is None else int(d["last_time"])
+            state.pending = deque(list(row) for row in d["pending"])
+            state.event = d["event"]
+            state.scorer = StreamScorer.from_state(
+                model, json.dumps(d["scorer"], separators=(",", ":")).encode())
+        except ConfigError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise ConfigError(f"a malformed changelog record: {str(error)[:120]}") from None
+        return state

@@ -1,0 +1,563 @@
+"""The ``vigil stream`` worker: consume sensor readings from Kafka, score each series with a
+saved model, publish the results, and lose or repeat nothing across crashes and rebalances.
+
+The loop, per batch (``consume`` returns up to ``batch_size`` messages, waiting at most
+``max_latency_ms``):
+
+1. decode every message (:mod:`.messages`); one that cannot be scored goes to the dead-letter
+   topic with the reason in its headers, and the worker goes on;
+2. group the rows by series and feed each series' :class:`~vigil.scoring.StreamScorer` in one
+   vectorised call; the rows whose result is final come back (at once for a point-wise method,
+   after their lookahead rows for a windowed one, after the alarm rules decide for a flag);
+3. publish them (``emit``: every row, only anomalies, or one message as an event opens and one
+   as it closes), each with its input's topic, partition and offset.
+
+Every ``commit_interval_ms`` the worker commits: each touched series' state (:mod:`.state`) goes
+to the changelog topic, keyed by series, on the partition of its input; then the input offsets.
+
+- **At-least-once** (default): results are acknowledged by the broker, then the states, then the
+  offsets are committed. A crash before the offsets replays some messages: their results may be
+  published twice (with the same offsets, so a consumer can drop the repeats), never lost.
+- **Exactly-once** (``exactly_once=True``): results, states and input offsets go in one Kafka
+  transaction; consumers of the output read committed. An aborted transaction rewinds the
+  worker to the last committed states and offsets.
+
+When partitions are assigned the worker reads their changelog partitions and resumes each
+series where the last commit left it; a message at or before a series' restored offset is
+already in its state and is skipped. So after a crash, a restart or a rebalance the scores equal
+an uninterrupted run's, and so equal batch scoring of the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from vigil._optional import require
+from vigil.engines.stream.messages import BadMessage, Decoder, encode, parse_times
+from vigil.engines.stream.metrics import Metrics
+from vigil.engines.stream.state import SeriesState
+from vigil.errors import ConfigError, VigilError
+
+__all__ = ["StreamConfig", "Worker", "EMIT_MODES"]
+
+log = logging.getLogger("vigil.stream")
+EMIT_MODES = ("anomalies", "all", "events")
+_NAT = np.iinfo(np.int64).min
+
+
+class KafkaFailure(VigilError, RuntimeError):
+    """The broker refused or lost what the worker wrote; nothing was committed."""
+
+
+@dataclass
+class StreamConfig:
+    """Where a worker reads and writes, and how it delivers (see ``vigil stream --help``)."""
+
+    bootstrap: str
+    input_topic: str
+    output_topic: str
+    group: str = "vigil"
+    emit: str = "anomalies"
+    exactly_once: bool = False
+    dead_letter_topic: str | None = None  # default: <input>.dead-letter
+    changelog_topic: str | None = None  # default: <group>.<input>.changelog
+    transactional_id: str | None = None  # default: vigil.<group>.<input>.<random>
+    columns: list[str] | None = None
+    batch_size: int = 10_000
+    max_latency_ms: int = 20
+    commit_interval_ms: int = 1000
+    max_message_bytes: int = 1 << 20
+    kafka: dict[str, Any] = field(default_factory=dict)  # more librdkafka settings
+
+    def __post_init__(self) -> None:
+        if self.emit not in EMIT_MODES:
+            raise ConfigError(f"emit must be one of {', '.join(EMIT_MODES)}. Got {self.emit!r}.")
+        for name in ("batch_size", "max_latency_ms", "commit_interval_ms", "max_message_bytes"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be 1 or more. Got {getattr(self, name)}.")
+        if self.dead_letter_topic is None:
+            self.dead_letter_topic = f"{self.input_topic}.dead-letter"
+        if self.changelog_topic is None:
+            self.changelog_topic = f"{self.group}.{self.input_topic}.changelog"
+
+
+class Worker:
+    """A Kafka consumer that scores with ``model`` (a fitted :class:`vigil.Model`).
+
+    ``run()`` loops until ``stop()`` (SIGTERM and SIGINT call it when ``run`` is on the main
+    thread), ``max_messages`` input messages, or ``idle_exit`` seconds without one; it then
+    commits and returns the :class:`Metrics`. ``flush_at_exit`` ends every series at exit
+    (their last rows are scored as a file's last rows are, and published), for a finite replay;
+    otherwise those rows stay in the state for the next run.
+    """
+
+    def __init__(self, model: Any, config: StreamConfig,
+                 on_result: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.ck = require("confluent_kafka", "stream", "vigil stream")
+        require("confluent_kafka.admin", "stream", "vigil stream")
+        model._require_fitted()
+        self.model = model
+        self.config = config
+        self.on_result = on_result
+        self.decoder = Decoder(model.channels_, model.time_column_, model.series_column_,
+                               config.columns, config.max_message_bytes)
+        self.metrics = Metrics()
+        self.series: dict[str, SeriesState] = {}
+        self.by_partition: dict[int, set[str]] = {}
+        self._committed: dict[str, bytes] = {}  # the last committed record of each series
+        self._dirty: set[str] = set()
+        self._offsets: dict[int, int] = {}  # partition -> next offset, consumed, uncommitted
+        self._stopping = threading.Event()
+        self._delivery_errors: list[str] = []
+        self._in_txn = False
+        self._assigned_at: float | None = None
+        self.consumer: Any = None
+        self.producer: Any = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to finish its batch, commit and return (thread- and signal-safe)."""
+        self._stopping.set()
+
+    def run(self, max_messages: int | None = None, idle_exit: float | None = None,
+            flush_at_exit: bool = False, report: Callable[[Metrics], None] | None = None,
+            report_every: float = 10.0) -> Metrics:
+        """Consume, score and publish until stopped (see the class docstring)."""
+        self._connect()
+        restore = self._signals()
+        last_message = last_commit = last_report = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                limit = self.config.batch_size
+                if max_messages is not None:
+                    limit = min(limit, max_messages - self.metrics.consumed)
+                    if limit <= 0:
+                        break
+                messages = self.consumer.consume(limit, self.config.max_latency_ms / 1000)
+                now = time.monotonic()
+                if messages:
+                    self._begin()
+                    self._batch(messages)
+                    last_message = now
+                elif idle_exit is not None and self._idle(now, last_message, idle_exit):
+                    break
+                if self._offsets and (now - last_commit) * 1000 >= self.config.commit_interval_ms:
+                    self._commit()
+                    last_commit = time.monotonic()
+                if report is not None and now - last_report >= report_every:
+                    self._lag()
+                    report(self.metrics)
+                    last_report = now
+            if flush_at_exit:
+                self._begin()
+                self._flush_all()
+            self._commit()
+        finally:
+            restore()
+            self._close()
+        return self.metrics
+
+    def _idle(self, now: float, last_message: float, idle_exit: float) -> bool:
+        """No message for ``idle_exit`` seconds since the last one or the last assignment (a
+        group takes seconds to join); a worker never assigned a partition waits 30 s more."""
+        if self._assigned_at is None:
+            return now - last_message >= idle_exit + 30
+        return now - max(last_message, self._assigned_at) >= idle_exit
+
+    def _signals(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+        for s in previous:
+            signal.signal(s, lambda *_: self.stop())
+        return lambda: [signal.signal(s, h) for s, h in previous.items()]
+
+    def _connect(self) -> None:
+        ck, c = self.ck, self.config
+        common = {"bootstrap.servers": c.bootstrap, "logger": log, **c.kafka}
+        self._ensure_topics(_not_consumer(common))
+        self.producer = ck.Producer({
+            "enable.idempotence": True, "linger.ms": 5, "compression.type": "none",
+            **({"transactional.id": c.transactional_id or
+                f"vigil.{c.group}.{c.input_topic}.{id(self):x}{time.time_ns():x}"}
+               if c.exactly_once else {}), **_not_consumer(common)})
+        if c.exactly_once:
+            self.producer.init_transactions(30)
+        self.consumer = ck.Consumer({
+            "group.id": c.group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed", "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500, "enable.partition.eof": False, **common})
+        self.consumer.subscribe([c.input_topic], on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_revoke)
+
+    def _close(self) -> None:
+        if self._in_txn:
+            self.producer.abort_transaction(10)
+            self._in_txn = False
+        if self.consumer is not None:
+            self.consumer.close()
+        if self.producer is not None:
+            self.producer.flush(10)
+
+    def _ensure_topics(self, common: dict[str, Any]) -> None:
+        """The output, dead-letter and changelog topics exist (created with the input's
+        partition count), and the input topic exists."""
+        admin = self.ck.admin.AdminClient({k: v for k, v in common.items()})
+        c = self.config
+        try:
+            topics = admin.list_topics(timeout=10).topics
+        except self.ck.KafkaException as error:
+            raise ConfigError(f"cannot reach a Kafka broker at {c.bootstrap}: {error}") from None
+        if c.input_topic not in topics:
+            raise ConfigError(f"topic {c.input_topic!r} does not exist on {c.bootstrap} "
+                              f"(topics there: {', '.join(sorted(topics)) or 'none'}).")
+        partitions = len(topics[c.input_topic].partitions)
+        wanted = {c.output_topic: {}, c.dead_letter_topic: {},
+                  c.changelog_topic: {"cleanup.policy": "compact"}}
+        new = [self.ck.admin.NewTopic(name, partitions, 1, config={"retention.ms": "-1", **cfg})
+               for name, cfg in wanted.items() if name not in topics]
+        for name, future in (admin.create_topics(new) if new else {}).items():
+            try:
+                future.result(10)
+            except self.ck.KafkaException as error:
+                if "TOPIC_ALREADY_EXISTS" not in str(error):  # another worker was first
+                    raise ConfigError(f"cannot create topic {name!r}: {error}") from None
+        self._partitions = partitions
+        if c.changelog_topic in topics and len(topics[c.changelog_topic].partitions) < partitions:
+            raise ConfigError(f"the changelog topic {c.changelog_topic!r} has fewer partitions "
+                              f"than {c.input_topic!r}; give it {partitions}.")
+
+    # -- assignment ------------------------------------------------------------------------------
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        started = time.monotonic()
+        numbers = [tp.partition for tp in partitions]
+        records = self._read_changelog(numbers)
+        for record in records:
+            state = SeriesState.from_bytes(self.model, record)
+            self._adopt(state)
+            self._committed[state.series] = record
+        for number in numbers:
+            self.by_partition.setdefault(number, set())
+        self.metrics.restored += len(records)
+        self._assigned_at = time.monotonic()
+        log.info("assigned partitions %s of %s; %d series state(s) restored in %.2f s",
+                 numbers, self.config.input_topic, len(records), time.monotonic() - started)
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        if self._offsets or self._dirty:  # hand over what was scored: the next owner resumes
+            try:
+                self._commit()
+            except Exception as error:  # lost partitions cannot be committed; replay instead
+                log.warning("commit at revocation failed (%s); the next owner replays", error)
+        for tp in partitions:
+            for name in self.by_partition.pop(tp.partition, set()):
+                self.series.pop(name, None)
+                self._committed.pop(name, None)
+                self._dirty.discard(name)
+            self._offsets.pop(tp.partition, None)
+        if not self.by_partition:  # mid-rebalance: idle time counts from the next assignment
+            self._assigned_at = None
+        log.info("revoked partitions %s", [tp.partition for tp in partitions])
+
+    def _adopt(self, state: SeriesState) -> None:
+        self.series[state.series] = state
+        self.by_partition.setdefault(state.partition, set()).add(state.series)
+
+    def _read_changelog(self, partitions: list[int]) -> list[bytes]:
+        """The latest record of each series in these changelog partitions, read to their end
+        by consumer position (transaction markers and compaction gaps take offsets too)."""
+        return read_latest(self.ck, self.config.bootstrap, self.config.changelog_topic,
+                           partitions, {"logger": log, **self.config.kafka})
+
+    # -- one batch -------------------------------------------------------------------------------
+    def _begin(self) -> None:
+        if self.config.exactly_once and not self._in_txn:
+            self.producer.begin_transaction()
+            self._in_txn = True
+
+    def _batch(self, messages: list[Any]) -> None:
+        rows: dict[str, list[Any]] = {}
+        for m in messages:
+            error = m.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaFailure(f"the consumer failed: {error}")
+                log.warning("consumer: %s", error)
+                continue
+            self.metrics.consumed += 1
+            partition, offset = m.partition(), m.offset()
+            self._offsets[partition] = offset + 1
+            try:
+                series, when, values = self.decoder.decode(m.key(), m.value())
+            except BadMessage as bad:
+                self._dead_letter(m, bad)
+                continue
+            rows.setdefault(series, []).append((m, partition, offset, when, values))
+        raw_times = [r[3] for group in rows.values() for r in group]
+        times = iter(parse_times(raw_times).tolist())
+        for series, group in rows.items():
+            self._score(series, group, [next(times) for _ in group])
+        self.producer.poll(0)
+
+    def _score(self, series: str, group: list[Any], times: list[int]) -> None:
+        state = self.series.get(series)
+        if state is None:
+            state = SeriesState(self.model, series, group[0][1])
+            self._adopt(state)
+        keep_values, keep_meta = [], []
+        last = state.last_time
+        for (m, partition, offset, when, values), t in zip(group, times):
+            if partition != state.partition:
+                self._dead_letter(m, BadMessage(
+                    "partition", f"series {series!r} arrives on partition {partition} and on "
+                                 f"{state.partition}; key messages by series"))
+                continue
+            if offset <= state.offset:  # already in the restored state
+                self.metrics.replayed += 1
+                continue
+            if t == _NAT and when is not None:
+                self._dead_letter(m, BadMessage("time", f"time {str(when)[:40]!r} cannot be read"))
+                continue
+            if t != _NAT and last is not None and t < last:
+                self._dead_letter(m, BadMessage(
+                    "late", f"time {when!r} is earlier than series {series!r}'s last scored row"))
+                continue
+            if t != _NAT:
+                last = t
+            state.offset = offset
+            ts = m.timestamp()[1]
+            keep_values.append(values)
+            keep_meta.append([offset, when, values, ts])
+        if not keep_values:
+            return
+        state.last_time = last
+        state.pending.extend(keep_meta)
+        out = state.scorer.update_arrays(np.array(keep_values, dtype=np.float64))
+        self._dirty.add(series)
+        self._publish(state, out)
+
+    def _flush_all(self) -> None:
+        for state in self.series.values():
+            if state.scorer.pending or state.event is not None:
+                self._publish(state, state.scorer.flush_arrays(), final=True)
+                self._dirty.add(state.series)
+
+    # -- results ---------------------------------------------------------------------------------
+    def _publish(self, state: SeriesState, out: dict[str, np.ndarray], final: bool = False) -> None:
+        k = len(out["position"])
+        metas = [state.pending.popleft() for _ in range(k)]
+        if not k and not final:
+            return
+        emit, topic = self.config.emit, self.config.output_topic
+        key = state.series.encode()
+        score, threshold, event = out["score"], out["threshold"], out["event"]
+        driver = out.get("driver")
+        anomalies = int(np.count_nonzero(event))
+        self.metrics.anomalies += anomalies
+        self.metrics.scored += k
+        now_ms = time.time() * 1000
+        if emit == "events":
+            chosen = self._event_messages(state, metas, score, event, driver, final)
+        else:
+            picked = range(k) if emit == "all" else np.flatnonzero(event).tolist()
+            chosen = [self._row(state, metas[i], score[i], threshold[i], event[i],
+                                None if driver is None else driver[i]) for i in picked]
+        for message in chosen:
+            self.producer.produce(topic, encode(message), key, on_delivery=self._delivered)
+            if self.on_result is not None:
+                self.on_result(message)
+        self.metrics.published += len(chosen)
+        self.metrics.latency(now_ms - np.array([m[3] for m in metas], dtype=float))
+
+    def _row(self, state: SeriesState, meta: list[Any], score: float, threshold: float,
+             event: int, driver: Any) -> dict[str, Any]:
+        offset, when, values, _ = meta
+        return {"time": when, "series": state.series,
+                "values": dict(zip(self.decoder.channels, _nulls(values))),
+                "score": float(score), "threshold": float(threshold),
+                "is_anomaly": bool(event), "event": int(event),
+                "driver": None if driver is None or not event else str(driver),
+                "topic": self.config.input_topic, "partition": state.partition,
+                "offset": int(offset)}
+
+    def _event_messages(self, state: SeriesState, metas: list[Any], score: np.ndarray,
+                        event: np.ndarray, driver: Any, final: bool) -> list[dict[str, Any]]:
+        """An ``open`` message for the first row of each event, a ``close`` message once a row
+        outside it follows (or the stream ends, with ``final``)."""
+        messages = []
+        base = {"series": state.series, "topic": self.config.input_topic,
+                "partition": state.partition}
+        for i, number in enumerate(event.tolist()):
+            open_ = state.event
+            if open_ is not None and number != open_["event"]:
+                messages.append(dict(base, kind="close", **open_))
+                state.event = open_ = None
+            if number and open_ is None:
+                state.event = {"event": number, "start": metas[i][1], "start_offset": metas[i][0],
+                               "end": metas[i][1], "end_offset": metas[i][0], "rows": 0,
+                               "peak": float(score[i]), "driver": None}
+                messages.append(dict(base, kind="open", time=metas[i][1], offset=metas[i][0],
+                                     event=number, score=float(score[i]),
+                                     threshold=float(self.model.threshold_),
+                                     driver=None if driver is None else str(driver[i])))
+            if number:
+                e = state.event
+                e["rows"] += 1
+                e["end"], e["end_offset"] = metas[i][1], metas[i][0]
+                if score[i] >= e["peak"] or e["driver"] is None:
+                    e["peak"] = float(score[i])
+                    e["driver"] = None if driver is None else str(driver[i])
+        if final and state.event is not None:
+            messages.append(dict(base, kind="close", **state.event))
+            state.event = None
+        return messages
+
+    def _dead_letter(self, message: Any, bad: BadMessage) -> None:
+        self.metrics.dead_letters += 1
+        headers = [("vigil.reason", bad.reason.encode()), ("vigil.error", str(bad).encode()),
+                   ("vigil.topic", message.topic().encode()),
+                   ("vigil.partition", str(message.partition()).encode()),
+                   ("vigil.offset", str(message.offset()).encode())]
+        value = message.value()
+        self.producer.produce(self.config.dead_letter_topic, value, message.key(),
+                              headers=headers, on_delivery=self._delivered)
+
+    def _delivered(self, error: Any, message: Any) -> None:
+        if error is not None:
+            self._delivery_errors.append(f"{message.topic()}: {error}")
+
+    # -- commit ----------------------------------------------------------------------------------
+    def _commit(self) -> None:
+        ck, c = self.ck, self.config
+        records = {name: self.series[name].to_bytes() for name in self._dirty
+                   if name in self.series}
+        offsets = [ck.TopicPartition(c.input_topic, p, o) for p, o in self._offsets.items()]
+        if not records and not offsets:
+            return
+        if not c.exactly_once:
+            self._flush()  # results acknowledged before the states ...
+        for name, record in records.items():
+            self.producer.produce(c.changelog_topic, record, name.encode(),
+                                  partition=self.series[name].partition,
+                                  on_delivery=self._delivered)
+        if c.exactly_once:
+            self._begin()
+            try:
+                if offsets:
+                    self.producer.send_offsets_to_transaction(
+                        offsets, self.consumer.consumer_group_metadata(), 30)
+                self.producer.commit_transaction(30)
+            except ck.KafkaException as error:
+                self._in_txn = False
+                if error.args[0].txn_requires_abort():
+                    self.producer.abort_transaction(30)
+                    self._rewind(str(error))
+                    return
+                raise KafkaFailure(f"the transaction failed: {error}") from None
+            self._in_txn = False
+        else:
+            self._flush()  # ... and the states before the offsets
+            if offsets:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+        self._committed.update(records)
+        self._dirty.clear()
+        self._offsets.clear()
+        self.metrics.commits += 1
+
+    def _flush(self) -> None:
+        remaining = self.producer.flush(30)
+        if remaining or self._delivery_errors:
+            errors, self._delivery_errors = self._delivery_errors, []
+            raise KafkaFailure(f"{remaining} message(s) not acknowledged within 30 s"
+                               if remaining else f"the broker refused results: {errors[0]}"
+                               f"{f' (and {len(errors) - 1} more)' if len(errors) > 1 else ''}")
+
+    def _rewind(self, why: str) -> None:
+        """After an aborted transaction: back to the last committed states and offsets."""
+        log.warning("transaction aborted (%s); rewinding to the last commit", why)
+        assignment = self.consumer.assignment()
+        for name in self._dirty:
+            state = self.series.pop(name, None)
+            if state is not None:
+                self.by_partition.get(state.partition, set()).discard(name)
+            if name in self._committed:
+                self._adopt(SeriesState.from_bytes(self.model, self._committed[name]))
+        self._dirty.clear()
+        self._offsets.clear()
+        for tp in self.consumer.committed(assignment, timeout=30):
+            if tp.offset >= 0:
+                self.consumer.seek(tp)
+            else:  # nothing committed yet: from the start, as a new group does
+                self.consumer.seek(self.ck.TopicPartition(tp.topic, tp.partition,
+                                                          self.ck.OFFSET_BEGINNING))
+
+    def _lag(self) -> None:
+        """Consumer lag: the high watermarks minus the positions, over the assignment."""
+        try:
+            lag = 0
+            for tp in self.consumer.position(self.consumer.assignment()):
+                _, high = self.consumer.get_watermark_offsets(tp, timeout=1, cached=False)
+                lag += max(0, high - max(tp.offset, 0))
+            self.metrics.lag = lag
+        except self.ck.KafkaException:
+            pass
+
+
+def read_latest(ck: Any, bootstrap: str, topic: str, partitions: list[int],
+                settings: dict[str, Any], timeout: float = 60.0) -> list[bytes]:
+    """The last value of each key in ``partitions`` of ``topic`` (read committed), reading each
+    partition from its start to its high watermark by consumer position, then on until a fetch
+    comes back empty: some brokers (tansu 0.6) report the watermark of a multi-record batch as
+    its first offset + 1, and the rest of that batch is already fetched by then."""
+    reader = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "vigil.restore",
+                          "enable.auto.commit": False, "isolation.level": "read_committed",
+                          **settings})
+    try:
+        targets, start = {}, []
+        for p in partitions:
+            low, high = reader.get_watermark_offsets(ck.TopicPartition(topic, p), timeout=10)
+            if high > low:
+                targets[p] = high
+                start.append(ck.TopicPartition(topic, p, low))
+        if not targets:
+            return []
+        reader.assign(start)
+        latest: dict[bytes, bytes] = {}
+        deadline = time.monotonic() + timeout
+        behind = True
+        while True:
+            batch = reader.consume(10_000, 0.2 if not behind else 1.0)
+            for m in batch:
+                if m.error() is None and m.key() is not None and m.value() is not None:
+                    latest[m.key()] = m.value()
+            if behind:
+                positions = reader.position([ck.TopicPartition(topic, p) for p in targets])
+                behind = any(tp.offset < targets[tp.partition] for tp in positions)
+            elif not batch:
+                return list(latest.values())
+            if time.monotonic() > deadline:
+                raise KafkaFailure(f"could not read the changelog {topic!r} (partitions "
+                                   f"{partitions}) to its end within {timeout:g} s.")
+    finally:
+        reader.close()
+
+
+_CONSUMER_ONLY = ("group.", "session.timeout.ms", "heartbeat.interval.ms", "auto.offset.reset",
+                  "enable.auto.commit", "isolation.level", "max.poll.interval.ms", "fetch.",
+                  "partition.assignment.strategy", "enable.partition.eof")
+
+
+def _not_consumer(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings without the consumer-only ones (librdkafka warns about each in a producer)."""
+    return {k: v for k, v in settings.items() if not k.startswith(_CONSUMER_ONLY)}
+
+
+def _nulls(values: list[float]) -> list[float | None]:
+    return [None if v != v else v for v in values]

@@ -1,0 +1,153 @@
+"""The Kafka worker against a real Kafka-protocol broker: results equal batch scoring, a restart
+resumes each series from its changelog state, bad messages go to the dead-letter topic, and
+two workers in one group split the work."""
+
+import json
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+from confluent_kafka import Producer
+
+import vigil
+from stream_data import sensor_series
+from vigil.engines.stream import Worker, produce_rows
+from vigil.io import from_frame
+
+
+@pytest.fixture(scope="module")
+def windowed():
+    """A windowed model (62 rows of context and of lookahead) fitted on each pump's first
+    200 rows, and the pumps it streams."""
+    data = sensor_series()
+    train = data.groupby("pump", sort=False).head(200)
+    model = vigil.Model("subsequence_pca", window=20).fit(
+        from_frame(train, series_column="pump", time_column="timestamp"))
+    return model, data
+
+
+def _produce(broker, topic, data, partitions):
+    name = topic(partitions)
+    produce_rows(from_frame(data, series_column="pump", time_column="timestamp"),
+                 broker.bootstrap, name)
+    return name
+
+
+def _results(read_topic, name):
+    rows = [json.loads(value) for _, _, _, value, _ in read_topic(name)]
+    return pd.DataFrame(rows)
+
+
+def _batch(model, data):
+    batch = model.detect(from_frame(data, series_column="pump", time_column="timestamp"))
+    batch["time"] = pd.DatetimeIndex(data["timestamp"]).strftime("%Y-%m-%d %H:%M:%S")
+    batch["series"] = data["pump"].to_numpy()
+    return batch.set_index(["series", "time"]).sort_index()
+
+
+def _same_as_batch(results, batch):
+    streamed = results.set_index(["series", "time"]).sort_index()
+    assert streamed.index.equals(batch.index)
+    assert np.array_equal(streamed["score"].to_numpy(), batch["score"].to_numpy())
+    # the same rows flagged, in the same events (numbered per series in a stream, per file in
+    # batch)
+    assert np.array_equal(streamed["is_anomaly"].to_numpy(), batch["is_anomaly"].to_numpy())
+    assert np.array_equal(_per_series(streamed["event"]), _per_series(batch["event"]))
+
+
+def _per_series(events):
+    """Event numbers 1, 2, ... within each series, in order of appearance."""
+    def renumber(numbers):
+        order = {n: i + 1 for i, n in enumerate(dict.fromkeys(numbers[numbers > 0]))}
+        return np.array([order.get(n, 0) for n in numbers])
+    return np.concatenate([renumber(group.to_numpy())
+                           for _, group in events.groupby(level="series", sort=True)])
+
+
+def test_streamed_scores_equal_batch_scores(broker, topic, config, read_topic, windowed):
+    model, data = windowed
+    source, sink = _produce(broker, topic, data, 2), topic(2)
+    metrics = Worker(model, config(source, sink, emit="all")).run(idle_exit=1,
+                                                                  flush_at_exit=True)
+    results = _results(read_topic, sink)
+    assert metrics.consumed == metrics.scored == len(data) == len(results)
+    # every input offset has exactly one result, naming it
+    assert not results.duplicated(["partition", "offset"]).any()
+    _same_as_batch(results, _batch(model, data))
+    assert results["is_anomaly"].any() and (results["topic"] == source).all()
+
+
+def test_a_restart_resumes_every_series_from_the_changelog(broker, topic, config, read_topic,
+                                                           windowed):
+    model, data = windowed
+    source, sink = _produce(broker, topic, data, 2), topic(2)
+    settings = config(source, sink, emit="all")
+    worker = Worker(model, settings)
+    first = worker.run(max_messages=555)  # stops mid-series, with rows awaiting lookahead
+    assert first.scored < 555
+    second = Worker(model, settings).run(idle_exit=1, flush_at_exit=True)
+    assert second.restored >= 1 and first.consumed + second.consumed == len(data)
+    results = _results(read_topic, sink)
+    assert not results.duplicated(["partition", "offset"]).any()
+    _same_as_batch(results, _batch(model, data))
+
+
+def test_bad_messages_go_to_the_dead_letter_topic_and_the_worker_goes_on(
+        broker, topic, config, read_topic):
+    model = vigil.Model("zscore").fit(pd.DataFrame({"temperature": np.sin(np.arange(500))}))
+    source, sink = topic(1), topic(1)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    messages = [b'{"temperature": 0.5}', b"not json {", b'{"pressure": 1}',
+                b'{"temperature": 40}', b'{"temperature": "\xff"}', b"[" * 50_000,
+                b'{"temperature": -0.5}']
+    for value in messages:
+        producer.produce(source, value, b"pump-1")
+    producer.flush()
+    metrics = Worker(model, config(source, sink, emit="all")).run(idle_exit=1,
+                                                                  flush_at_exit=True)
+    assert (metrics.consumed, metrics.dead_letters, metrics.scored) == (7, 4, 3)
+    dead = read_topic(f"{source}.dead-letter")
+    reasons = [dict(headers)["vigil.reason"].decode() for *_, headers in dead]
+    assert reasons == ["value", "channel", "decode", "value"]  # non-JSON is read as CSV
+    assert [value for _, _, _, value, _ in dead] == [messages[i] for i in (1, 2, 4, 5)]
+    assert [int(dict(h)["vigil.offset"]) for *_, h in dead] == [1, 2, 4, 5]
+    scored = _results(read_topic, sink)
+    assert scored["offset"].tolist() == [0, 3, 6]
+    assert scored["is_anomaly"].tolist() == [False, True, False]
+
+
+def test_emit_events_opens_and_closes_each_event_once(broker, topic, config, read_topic,
+                                                      windowed):
+    model, data = windowed
+    source, sink = _produce(broker, topic, data, 1), topic(1)
+    Worker(model, config(source, sink, emit="events")).run(idle_exit=1, flush_at_exit=True)
+    messages = _results(read_topic, sink)
+    batch = _batch(model, data)
+    for series, rows in messages.groupby("series"):
+        events = batch.loc[series]
+        numbers = list(dict.fromkeys(events["event"][events["event"] > 0]))  # batch's numbers
+        opened, closed = rows[rows["kind"] == "open"], rows[rows["kind"] == "close"]
+        assert opened["event"].tolist() == closed["event"].tolist() == list(
+            range(1, len(numbers) + 1))
+        assert closed["rows"].tolist() == [int((events["event"] == n).sum()) for n in numbers]
+        assert opened["time"].tolist() == [events.index[events["event"] == n][0]
+                                           for n in numbers]
+
+
+def test_two_workers_in_one_group_split_the_partitions(broker, topic, config, read_topic,
+                                                       windowed):
+    model, data = windowed
+    source, sink = _produce(broker, topic, data, 4), topic(4)
+    settings = config(source, sink, emit="all")
+    workers = [Worker(model, settings), Worker(model, settings)]
+    threads = [threading.Thread(target=w.run, kwargs={"idle_exit": 3, "flush_at_exit": True})
+               for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(w.metrics.consumed for w in workers), "each worker took partitions"
+    results = _results(read_topic, sink)
+    assert not results.duplicated(["partition", "offset"]).any()
+    _same_as_batch(results, _batch(model, data))
