@@ -11,7 +11,7 @@ confluent_kafka = pytest.importorskip("confluent_kafka")  # vigil[stream] is in 
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-from stream_data import sensor_series  # noqa: E402
+from stream_data import read_all, sensor_series  # noqa: E402, F401
 from vigil.engines.stream import EmbeddedBroker  # noqa: E402
 
 #: Fast group joins for tests: tansu assigns partitions after about one session timeout.
@@ -41,34 +41,8 @@ def topic(broker):
 
 @pytest.fixture
 def read_topic(broker):
-    """``read_topic(name, committed=True)``: see :func:`read_all`."""
+    """``read_topic(name, committed=True)``: see :func:`stream_data.read_all`."""
     return lambda name, committed=True: read_all(broker.bootstrap, name, committed)
-
-
-def read_all(bootstrap, name, committed=True):
-    """Every message of a topic, read to its end by consumer position and then until a fetch
-    is empty (tansu reports a batch's high watermark as its first offset + 1); a list of
-    (partition, offset, key, value, headers) in partition and offset order."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    partitions = list(admin.list_topics(name, timeout=10).topics[name].partitions)
-    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4().hex}",
-                       "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                       "isolation.level": "read_committed" if committed else "read_uncommitted"})
-    out = []
-    try:
-        highs = {p: reader.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1]
-                 for p in partitions}
-        reader.assign([TopicPartition(name, p, 0) for p in partitions])
-        while True:
-            batch = reader.consume(1000, 0.3)
-            out += [(m.partition(), m.offset(), m.key(), m.value(), m.headers())
-                    for m in batch if m.error() is None]
-            positions = reader.position([TopicPartition(name, p) for p in partitions])
-            if not batch and all(tp.offset >= highs[tp.partition] or highs[tp.partition] == 0
-                                 for tp in positions):
-                return sorted(out, key=lambda r: (r[0], r[1]))
-    finally:
-        reader.close()
 
 
 @pytest.fixture

@@ -112,9 +112,11 @@ def _create(ck: Any, common: dict[str, Any], topic: str, partitions: int) -> Non
     if topic in topics:
         return
     future = admin.create_topics([ck.admin.NewTopic(topic, int(partitions), 1,
-                                                    config={"retention.ms": "-1"})])[topic]
+                                                    config={"retention.ms": "-1"})],
+                                request_timeout=10)[topic]
     try:
-        future.result(10)
+        future.result(15)
     except ck.KafkaException as error:
         if "TOPIC_ALREADY_EXISTS" not in str(error):
-            raise ConfigError(f"cannot create topic {topic!r}: {error}") from None
+            log.warning("could not create topic %r (%s); relying on the broker to create it "
+                        "on first write", topic, error)

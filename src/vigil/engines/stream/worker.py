@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -68,7 +69,10 @@ class StreamConfig:
     exactly_once: bool = False
     dead_letter_topic: str | None = None  # default: <input>.dead-letter
     changelog_topic: str | None = None  # default: <group>.<input>.changelog
-    transactional_id: str | None = None  # default: vigil.<group>.<input>.<random>
+    #: Stable across restarts, so a restarted worker fences its killed predecessor and aborts
+    #: its open transaction at once; two live workers need two ids. Default:
+    #: vigil.<group>.<input>.<host name>.
+    transactional_id: str | None = None
     columns: list[str] | None = None
     batch_size: int = 10_000
     max_latency_ms: int = 20
@@ -86,6 +90,8 @@ class StreamConfig:
             self.dead_letter_topic = f"{self.input_topic}.dead-letter"
         if self.changelog_topic is None:
             self.changelog_topic = f"{self.group}.{self.input_topic}.changelog"
+        if self.transactional_id is None:
+            self.transactional_id = f"vigil.{self.group}.{self.input_topic}.{socket.gethostname()}"
 
 
 class Worker:
@@ -185,9 +191,8 @@ class Worker:
         self._ensure_topics(_not_consumer(common))
         self.producer = ck.Producer({
             "enable.idempotence": True, "linger.ms": 5, "compression.type": "none",
-            **({"transactional.id": c.transactional_id or
-                f"vigil.{c.group}.{c.input_topic}.{id(self):x}{time.time_ns():x}"}
-               if c.exactly_once else {}), **_not_consumer(common)})
+            **({"transactional.id": c.transactional_id} if c.exactly_once else {}),
+            **_not_consumer(common)})
         if c.exactly_once:
             self.producer.init_transactions(30)
         self.consumer = ck.Consumer({
@@ -223,12 +228,14 @@ class Worker:
                   c.changelog_topic: {"cleanup.policy": "compact"}}
         new = [self.ck.admin.NewTopic(name, partitions, 1, config={"retention.ms": "-1", **cfg})
                for name, cfg in wanted.items() if name not in topics]
-        for name, future in (admin.create_topics(new) if new else {}).items():
+        created = admin.create_topics(new, request_timeout=10) if new else {}
+        for name, future in created.items():
             try:
-                future.result(10)
+                future.result(15)
             except self.ck.KafkaException as error:
                 if "TOPIC_ALREADY_EXISTS" not in str(error):  # another worker was first
-                    raise ConfigError(f"cannot create topic {name!r}: {error}") from None
+                    log.warning("could not create topic %r (%s); relying on the broker to "
+                                "create it on first write", name, error)
         self._partitions = partitions
         if c.changelog_topic in topics and len(topics[c.changelog_topic].partitions) < partitions:
             raise ConfigError(f"the changelog topic {c.changelog_topic!r} has fewer partitions "
@@ -522,7 +529,14 @@ def read_latest(ck: Any, bootstrap: str, topic: str, partitions: list[int],
     try:
         targets, start = {}, []
         for p in partitions:
-            low, high = reader.get_watermark_offsets(ck.TopicPartition(topic, p), timeout=10)
+            try:
+                low, high = reader.get_watermark_offsets(ck.TopicPartition(topic, p), timeout=10)
+            except ck.KafkaException as error:
+                code = error.args[0].code()
+                if code in (ck.KafkaError._UNKNOWN_PARTITION, ck.KafkaError._UNKNOWN_TOPIC,
+                            ck.KafkaError.UNKNOWN_TOPIC_OR_PART):
+                    continue  # not written yet: nothing to restore
+                raise
             if high > low:
                 targets[p] = high
                 start.append(ck.TopicPartition(topic, p, low))
