@@ -148,8 +148,9 @@ def _fit(method: str, threshold: str, params: dict[str, Any], data: Any,
 
 
 def _report(model: Any, data: Any, out_path: Path | None, plot_path: Path | None, show: int,
-            fail_on_anomaly: bool, report_path: Path | None = None) -> None:
-    """Score every row, print the events, write the scores file and plot; set the exit code."""
+            fail_on_anomaly: bool, report_path: Path | None = None) -> Any:
+    """Score every row, print the events, write the scores file and plot; set the exit code.
+    Returns the scored rows (``model.detect``)."""
     with progress_bar(f"Scoring {len(data)} rows") as callback:
         result = model.detect(data, progress=callback)
     event_report(result, model.alarms, show)
@@ -173,6 +174,7 @@ def _report(model: Any, data: Any, out_path: Path | None, plot_path: Path | None
         _said(f"Report written to {report_path}")
     if fail_on_anomaly and bool(result["is_anomaly"].any()):
         raise typer.Exit(1)
+    return result
 
 
 def _said(text: str) -> None:

@@ -129,9 +129,11 @@ def methods() -> None:
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the demo's outputs.")] = Path("vigil-demo"),
+    stream: Annotated[bool, typer.Option("--stream", help="Then run the live loop too: an embedded Kafka broker, the rows replayed into a topic, a vigil stream worker scoring them (needs vigil[stream]); its flags are compared with the batch ones.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Run the whole path on bundled sensor data: train on its clean first week, detect, plot."""
+    """Run the whole path on bundled sensor data: train on its clean first week, detect, plot
+    (with --stream, also live through Kafka)."""
     STATE["quiet"] = quiet
     with user_errors():
         from vigil import sample_data
@@ -141,6 +143,11 @@ def demo(
         dataset = _read(source, _roles(None, None, "label", None))
         model = _fit(DEFAULT_METHOD, "pot", {}, _training_part(dataset, sample_data.TRAIN_ROWS))
         model.save(out_dir / "model.vigil")
-        _report(model, dataset, out_dir / "scores.csv", out_dir / "anomalies.png", 15, False)
+        result = _report(model, dataset, out_dir / "scores.csv", out_dir / "anomalies.png", 15,
+                         False)
         _said(f"Demo data: {source}; its first {sample_data.TRAIN_ROWS} rows (a clean week) trained "
               f"a model of the default method ({DEFAULT_METHOD}), saved to {out_dir / 'model.vigil'}.")
+        if stream:
+            from vigil.cli.stream import stream_demo
+
+            stream_demo(model, dataset, result)

@@ -170,8 +170,24 @@ def _cell(value: Any) -> str:
 def methods_table(methods: dict[str, Any]) -> None:
     """Print the registered methods, one line each."""
     table = Table(title="Detection methods", title_justify="left")
-    for name in ("method", "what it does", "needs"):
+    for name in ("method", "what it does", "needs", "stream delay (rows)"):
         table.add_column(name)
     for name, info in methods.items():
-        table.add_row(name, info.summary, info.needs)
+        table.add_row(name, info.summary, info.needs, stream_delay(name))
     out.print(table)
+    out.print("Stream delay: rows that must arrive after a row before `vigil stream` can "
+              "score it (its lookahead); the alarm rules may hold a flag a little longer.")
+
+
+def stream_delay(method: str) -> str:
+    """A method's lookahead in rows, as text: 0, or how it follows from its window."""
+    from vigil.detectors import make_detector
+
+    detector = make_detector(method)
+    try:
+        return str(int(detector._lookahead_rows()))
+    except (AttributeError, TypeError):  # depends on the fitted window
+        window = detector.get_params().get("window")
+        if window is None:
+            return "window - 1 of its windowed members (0 when none is used)"
+        return f"window - 1 (window {window}{': the period found' if window == 'auto' else ''})"

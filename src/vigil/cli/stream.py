@@ -13,8 +13,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from vigil.cli.app import ChannelsOpt, DataArg, QuietOpt, SeriesOpt, TimeOpt, _read, _roles, app
-from vigil.cli.output import STATE, err, fail, out, progress_bar, user_errors
+from vigil.cli.app import (ChannelsOpt, DataArg, QuietOpt, SeriesOpt, TimeOpt, _read, _roles,
+                           _said, app)
+from vigil.cli.output import STATE, err, fail, out, progress_bar, step, user_errors
 
 BootstrapOpt = Annotated[str, typer.Option("--bootstrap", help="Kafka bootstrap servers, HOST:PORT[,HOST:PORT...] (`vigil broker` starts one on 127.0.0.1).")]
 KafkaOpt = Annotated[Optional[list[str]], typer.Option("--kafka-config", help="A librdkafka setting as name=value for every client (security, SASL, timeouts); repeat for several.")]
@@ -148,6 +149,44 @@ def broker(
             while not done.wait(0.5):
                 if running.process is None or running.process.poll() is not None:
                     fail("the embedded broker exited unexpectedly.")
+
+
+def stream_demo(model: Any, dataset: Any, batch: Any) -> None:
+    """The demo's model on a live stream: an embedded broker, the bundled rows replayed into a
+    topic, a worker scoring them; prints each anomaly event as it opens and compares the
+    stream's flags with the batch demo's."""
+    import numpy as np
+
+    from vigil.engines.stream import EmbeddedBroker, StreamConfig, Worker, produce_rows
+
+    flags: dict[int, bool] = {}
+
+    def arrived(result: dict[str, Any]) -> None:
+        flags[result["offset"]] = result["is_anomaly"]
+        if result["is_anomaly"] and result["event"] not in opened:
+            opened.add(result["event"])
+            if not STATE["quiet"]:
+                out.print(f"  event {result['event']:>3} opened at {result['time']}, driven by "
+                          f"{result['driver']} (score {result['score']:.3g})")
+
+    opened: set[int] = set()
+    with EmbeddedBroker(0) as running:
+        with step(f"Producing {len(dataset)} rows to topic 'sensor' on {running.bootstrap}"):
+            produce_rows(dataset, running.bootstrap, "sensor")
+        _said(f"Streaming them through a worker ({model.method}, at-least-once) to topic "
+              f"'anomalies':")
+        config = StreamConfig(running.bootstrap, "sensor", "anomalies", group="vigil-demo",
+                              emit="all", kafka={"session.timeout.ms": "1000",
+                                                 "heartbeat.interval.ms": "100"})
+        metrics = Worker(model, config, on_result=arrived).run(idle_exit=1, flush_at_exit=True)
+    streamed = np.array([flags.get(i, False) for i in range(len(dataset))])
+    expected = batch["is_anomaly"].to_numpy()[dataset.order]
+    differ = np.flatnonzero(streamed != expected)
+    same = "equal" if not len(differ) and len(flags) == len(dataset) else "differ from"
+    _said(f"Stream: {metrics.consumed} rows scored at {metrics.busy_rate:,.0f} rows/s, "
+          f"{len(opened)} events; its flags {same} the batch demo's"
+          + (f" on {len(differ)} rows (first at row {differ[0]})." if len(differ) else
+             f" on all {len(dataset)} rows."))
 
 
 def _names(text: str | None) -> list[str] | None:

@@ -139,3 +139,9 @@ def test_metrics_are_served_as_prometheus_text(broker, topic, config):
     assert "vigil_stream_consumed_total 6.0" in lines
     assert "vigil_stream_anomalies_total 3.0" in lines
     assert any(line.startswith("vigil_stream_latency_p99_ms ") for line in lines)
+
+
+def test_demo_stream_flags_equal_the_batch_demo(tmp_path):
+    done = _run("demo", "--stream", "--out-dir", str(tmp_path / "demo"))
+    assert done.returncode == 0, done.stderr
+    assert "its flags equal the batch demo's on all 30240 rows" in " ".join(done.stdout.split())

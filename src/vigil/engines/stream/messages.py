@@ -46,6 +46,10 @@ def _constant(name: str) -> float:
     return float(name)  # NaN, Infinity, -Infinity: NaN is a missing value, infinities refused
 
 
+#: One decoder for every message (json.loads with options builds a new one per call).
+_JSON = json.JSONDecoder(parse_constant=_constant)
+
+
 class Decoder:
     """Turns message bytes into ``(series, raw_time, values)`` for a model's channels.
 
@@ -103,7 +107,7 @@ class Decoder:
 
     def _json(self, value: bytes) -> tuple[str | None, Any, list[float]]:
         try:
-            obj = json.loads(value, parse_constant=_constant)
+            obj = _JSON.decode(value.decode("utf-8"))
         except RecursionError:
             raise BadMessage("decode", "JSON nested too deeply") from None
         except (ValueError, UnicodeDecodeError) as error:
@@ -154,6 +158,8 @@ def _text(raw: bytes) -> str:
 
 
 def _number(raw: Any, name: str) -> float:
+    if type(raw) is float and raw - raw == 0:  # the common case: a finite JSON number
+        return raw
     if raw is None or raw == "":
         return math.nan
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):

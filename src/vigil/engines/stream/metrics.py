@@ -25,6 +25,10 @@ class Metrics:
         self.consumed = self.scored = self.published = self.anomalies = 0
         self.dead_letters = self.replayed = self.restored = self.commits = 0
         self.lag = 0
+        #: Bytes of each held series' last committed state (its changelog record).
+        self.state_bytes: dict[str, int] = {}
+        self.first_at: float | None = None  # monotonic times of the first and last message
+        self.last_at: float | None = None
         self._latencies = np.zeros(_WINDOW)
         self._n = 0
 
@@ -45,6 +49,14 @@ class Metrics:
         """Messages consumed per second since the start."""
         return self.consumed / max(time.monotonic() - self.started, 1e-9)
 
+    @property
+    def busy_rate(self) -> float:
+        """Messages consumed per second from the first message to the last (no group join, no
+        idle wait): the worker's throughput."""
+        if self.first_at is None or self.last_at is None or self.last_at <= self.first_at:
+            return 0.0
+        return self.consumed / (self.last_at - self.first_at)
+
     def line(self) -> str:
         """One log line: rate, lag, latency p50/p99, anomalies, dead letters."""
         return (f"{self.consumed} consumed ({self.rate:,.0f}/s), lag {self.lag}, latency p50 "
@@ -57,8 +69,8 @@ class Metrics:
         return {"consumed": self.consumed, "scored": self.scored, "published": self.published,
                 "anomalies": self.anomalies, "dead_letters": self.dead_letters,
                 "replayed": self.replayed, "restored": self.restored, "commits": self.commits,
-                "lag": self.lag, "rate": self.rate, "latency_p50_ms": self.percentile(50),
-                "latency_p99_ms": self.percentile(99)}
+                "lag": self.lag, "rate": self.rate, "busy_rate": self.busy_rate,
+                "latency_p50_ms": self.percentile(50), "latency_p99_ms": self.percentile(99)}
 
 
 def serve_prometheus(metrics: Metrics, port: int) -> Any:
@@ -83,6 +95,11 @@ def serve_prometheus(metrics: Metrics, port: int) -> Any:
                 yield family
             yield core.GaugeMetricFamily("vigil_stream_lag", "consumer lag in messages",
                                          value=metrics.lag)
+            yield core.GaugeMetricFamily("vigil_stream_series", "series held",
+                                         value=len(metrics.state_bytes))
+            yield core.GaugeMetricFamily("vigil_stream_state_bytes",
+                                         "bytes of the held series' committed states",
+                                         value=sum(metrics.state_bytes.values()))
             for q in (50, 99):
                 value = metrics.percentile(q)
                 yield core.GaugeMetricFamily(f"vigil_stream_latency_p{q}_ms",

@@ -149,9 +149,11 @@ class Worker:
                 messages = self.consumer.consume(limit, self.config.max_latency_ms / 1000)
                 now = time.monotonic()
                 if messages:
+                    if self.metrics.first_at is None:
+                        self.metrics.first_at = now
                     self._begin()
                     self._batch(messages)
-                    last_message = now
+                    last_message = self.metrics.last_at = time.monotonic()
                 elif idle_exit is not None and self._idle(now, last_message, idle_exit):
                     break
                 if self._offsets and (now - last_commit) * 1000 >= self.config.commit_interval_ms:
@@ -198,7 +200,8 @@ class Worker:
         self.consumer = ck.Consumer({
             "group.id": c.group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "isolation.level": "read_committed", "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500, "enable.partition.eof": False, **common})
+            "heartbeat.interval.ms": 500, "enable.partition.eof": False,
+            "fetch.wait.max.ms": 10, **common})  # a caught-up worker must not wait 500 ms
         self.consumer.subscribe([c.input_topic], on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_revoke)
 
@@ -266,6 +269,7 @@ class Worker:
         for tp in partitions:
             for name in self.by_partition.pop(tp.partition, set()):
                 self.series.pop(name, None)
+                self.metrics.state_bytes.pop(name, None)
                 self._committed.pop(name, None)
                 self._dirty.discard(name)
             self._offsets.pop(tp.partition, None)
@@ -474,6 +478,7 @@ class Worker:
             if offsets:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
         self._committed.update(records)
+        self.metrics.state_bytes.update((name, len(r)) for name, r in records.items())
         self._dirty.clear()
         self._offsets.clear()
         self.metrics.commits += 1
