@@ -12,7 +12,8 @@ stream import it from here.
   defined by the input alone. Output rows stay in input order.
 - **Duplicate and late rows.** Kept, all of them, and reported: a repeated timestamp is a row of
   its own; a row out of time order is scored at its place in time order (a stream, which cannot
-  go back, refuses it instead: see ``vigil.scoring``).
+  go back, refuses it instead: see ``vigil.scoring``; the Kafka worker can hold rows for an
+  allowed lateness and put them in order first).
 - **Gaps.** A missing or infinite value is filled with the previous value of that channel in the
   same series (causal, as a stream must). A leading gap (no earlier value in the series) takes
   the series' first value, which is the one place a batch looks ahead; a stream holds such rows

@@ -45,6 +45,7 @@ def stream(
     changelog: Annotated[Optional[str], typer.Option("--changelog", help="Topic of per-series state, restored on restart and rebalance (default: GROUP.INPUT.changelog).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Most messages scored in one vectorised batch.")] = 10_000,
     max_latency_ms: Annotated[int, typer.Option("--max-latency-ms", min=1, help="Longest a batch waits to fill before it is scored.")] = 20,
+    allowed_lateness: Annotated[Optional[str], typer.Option("--allowed-lateness", metavar="DURATION", help="Score rows that arrive out of time order in their place, up to this much event time behind their series' newest row (e.g. 30s, 5min, 2h; a number is seconds): rows are held that long and released in time order, so results equal a sorted file's. Rows later than that go to the dead-letter topic, as all out-of-order rows do by default.")] = None,
     commit_interval_ms: Annotated[int, typer.Option("--commit-interval-ms", min=1, help="How often states and offsets are committed (and, with --exactly-once, a transaction ends).")] = 1000,
     max_messages: Annotated[Optional[int], typer.Option("--max-messages", min=1, help="Stop after this many input messages (for scripts and tests).")] = None,
     idle_exit: Annotated[Optional[float], typer.Option("--idle-exit", min=0, help="Stop after this many seconds without a message (counted from the partition assignment).")] = None,
@@ -72,6 +73,7 @@ def stream(
             group=group, emit=emit, exactly_once=exactly_once, dead_letter_topic=dead_letter,
             changelog_topic=changelog, columns=_names(columns), batch_size=batch_size,
             max_latency_ms=max_latency_ms, commit_interval_ms=commit_interval_ms,
+            allowed_lateness=_seconds(allowed_lateness, "--allowed-lateness"),
             kafka=_kafka_config(kafka_config))
         _log_to_stderr()
         worker = Worker(model, config)
@@ -187,6 +189,22 @@ def stream_demo(model: Any, dataset: Any, batch: Any) -> None:
           f"{len(opened)} events; its flags {same} the batch demo's"
           + (f" on {len(differ)} rows (first at row {differ[0]})." if len(differ) else
              f" on all {len(dataset)} rows."))
+
+
+def _seconds(text: str | None, option: str) -> float:
+    """A duration given as text (30s, 5min, 1h30m, or a number of seconds) in seconds."""
+    if text is None:
+        return 0.0
+    import pandas as pd
+
+    try:
+        seconds = float(text) if text.strip().replace(".", "", 1).isdigit() else \
+            pd.Timedelta(text.strip()).total_seconds()
+    except ValueError:
+        fail(f"{option} {text!r}: expected a duration such as 30s, 5min or 2h (or seconds).")
+    if not seconds >= 0:
+        fail(f"{option} {text!r}: a duration cannot be negative.")
+    return seconds
 
 
 def _names(text: str | None) -> list[str] | None:

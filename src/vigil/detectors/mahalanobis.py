@@ -62,7 +62,9 @@ class Mahalanobis(Detector):
         covariance = np.atleast_2d(np.cov(Z, rowvar=False, bias=True))
         covariance[np.diag_indices_from(covariance)] += RIDGE
         # whitening_ W with W W^T = covariance^-1, so the squared distance is |z W|^2
-        self.whitening_ = linalg.cholesky(linalg.inv(covariance), lower=True)
+        # C order, as a loaded model holds it: a product's last bits depend on the layout
+        self.whitening_ = np.ascontiguousarray(linalg.cholesky(linalg.inv(covariance),
+                                                               lower=True))
         self._derive()
 
     def _check_state(self) -> None:

@@ -151,3 +151,54 @@ def test_two_workers_in_one_group_split_the_partitions(broker, topic, config, re
     results = _results(read_topic, sink)
     assert not results.duplicated(["partition", "offset"]).any()
     _same_as_batch(results, _batch(model, data))
+
+
+def _out_of_order(data, most, seed=0):
+    """The rows with each series' order scrambled locally: no row is more than ``most`` rows
+    (minutes) away from its place in time."""
+    rng = np.random.default_rng(seed)
+    place = data.groupby("pump").cumcount().to_numpy() + rng.uniform(0, most, len(data))
+    return data.iloc[np.argsort(place, kind="stable")]
+
+
+def _produce_as_json(broker, name, data):
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for row in data.itertuples(index=False):
+        producer.produce(name, json.dumps({
+            "timestamp": row.timestamp.strftime("%Y-%m-%d %H:%M:%S"), "pump": row.pump,
+            "temperature": row.temperature, "pressure": row.pressure}), row.pump)
+    producer.flush()
+
+
+def test_allowed_lateness_scores_out_of_order_rows_in_their_place(broker, topic, config,
+                                                                  read_topic, windowed):
+    model, data = windowed
+    scrambled = _out_of_order(data, most=3)
+    assert not scrambled.groupby("pump")["timestamp"].is_monotonic_increasing.all()
+    source, sink = topic(2), topic(2)
+    _produce_as_json(broker, source, scrambled)
+    settings = config(source, sink, emit="all", allowed_lateness=300)
+    first = Worker(model, settings).run(max_messages=555)  # held rows go to the changelog
+    second = Worker(model, settings).run(idle_exit=1, flush_at_exit=True)
+    assert first.dead_letters == second.dead_letters == 0 and second.restored >= 1
+    results = _results(read_topic, sink)
+    assert len(results) == len(data) and not results.duplicated(["partition", "offset"]).any()
+    _same_as_batch(results, _batch(model, data))  # as if the rows had come in time order
+
+
+def test_rows_later_than_the_allowed_lateness_are_dead_letters(broker, topic, config,
+                                                               read_topic, windowed):
+    model, data = windowed
+    one = data[data["pump"] == "pump-1"].head(300)
+    late = one.index[100]
+    order = one.drop(index=late)
+    order = pd.concat([order.iloc[:110], one.loc[[late]], order.iloc[110:]])  # 10 min late
+    source, sink = topic(1), topic(1)
+    _produce_as_json(broker, source, order)
+    metrics = Worker(model, config(source, sink, emit="all", allowed_lateness=300)).run(
+        idle_exit=1, flush_at_exit=True)
+    assert (metrics.dead_letters, metrics.scored) == (1, 299)
+    (dead,) = read_topic(f"{source}.dead-letter")
+    headers = dict(dead[4])
+    assert headers["vigil.reason"] == b"late" and headers["vigil.offset"] == b"110"
+    assert b"more than the allowed lateness (300 s) earlier" in headers["vigil.error"]

@@ -78,6 +78,10 @@ class StreamConfig:
     max_latency_ms: int = 20
     commit_interval_ms: int = 1000
     max_message_bytes: int = 1 << 20
+    #: Seconds of event time a row may arrive behind its series' newest row and still be
+    #: scored in its place: rows are held that long (in event time) and released in time
+    #: order. 0: no holding, a row older than its series' last one is a dead letter.
+    allowed_lateness: float = 0.0
     kafka: dict[str, Any] = field(default_factory=dict)  # more librdkafka settings
 
     def __post_init__(self) -> None:
@@ -86,6 +90,9 @@ class StreamConfig:
         for name in ("batch_size", "max_latency_ms", "commit_interval_ms", "max_message_bytes"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be 1 or more. Got {getattr(self, name)}.")
+        if not float(self.allowed_lateness) >= 0:
+            raise ConfigError(f"allowed_lateness must be 0 or more seconds. Got "
+                              f"{self.allowed_lateness}.")
         if self.dead_letter_topic is None:
             self.dead_letter_topic = f"{self.input_topic}.dead-letter"
         if self.changelog_topic is None:
@@ -115,6 +122,10 @@ class Worker:
         self.decoder = Decoder(model.channels_, model.time_column_, model.series_column_,
                                config.columns, config.max_message_bytes)
         self.metrics = Metrics()
+        self._lateness_ns = int(round(float(config.allowed_lateness) * 1e9))
+        if self._lateness_ns and model.time_column_ is None:
+            raise ConfigError("allowed lateness needs a time in every row, and this model was "
+                              "trained without a time column (its rows are ordered by arrival).")
         self.series: dict[str, SeriesState] = {}
         self.by_partition: dict[int, set[str]] = {}
         self._committed: dict[str, bytes] = {}  # the last committed record of each series
@@ -322,8 +333,9 @@ class Worker:
         if state is None:
             state = SeriesState(self.model, series, group[0][1])
             self._adopt(state)
-        keep_values, keep_meta = [], []
-        last = state.last_time
+        lateness = self._lateness_ns
+        taken: list[list[Any]] = []  # [time ns, offset, raw time, values, ts_ms]
+        newest = _newest(state)
         for (m, partition, offset, when, values), t in zip(group, times):
             if partition != state.partition:
                 self._dead_letter(m, BadMessage(
@@ -336,26 +348,60 @@ class Worker:
             if t == _NAT and when is not None:
                 self._dead_letter(m, BadMessage("time", f"time {str(when)[:40]!r} cannot be read"))
                 continue
-            if t != _NAT and last is not None and t < last:
-                self._dead_letter(m, BadMessage(
-                    "late", f"time {when!r} is earlier than series {series!r}'s last scored row"))
+            if t != _NAT and newest is not None and t < newest - lateness:
+                self._dead_letter(m, BadMessage("late", (
+                    f"time {when!r} is more than the allowed lateness "
+                    f"({self.config.allowed_lateness:g} s) earlier than series {series!r}'s "
+                    f"newest row" if lateness else
+                    f"time {when!r} is earlier than series {series!r}'s last scored row")))
                 continue
             if t != _NAT:
-                last = t
+                newest = t if newest is None else max(newest, t)
             state.offset = offset
-            ts = m.timestamp()[1]
-            keep_values.append(values)
-            keep_meta.append([offset, when, values, ts])
-        if not keep_values:
-            return
-        state.last_time = last
-        state.pending.extend(keep_meta)
-        out = state.scorer.update_arrays(np.array(keep_values, dtype=np.float64))
-        self._dirty.add(series)
-        self._publish(state, out)
+            taken.append([t, offset, when, _nulls(values), m.timestamp()[1]])
+        if lateness:
+            taken = self._reorder(state, taken)
+        if taken:
+            self._feed(state, taken)
+
+    def _feed(self, state: SeriesState, rows: list[list[Any]]) -> None:
+        """Score rows, in time order, with the series' scorer and publish what is final."""
+        state.last_time = max((row[0] for row in rows if row[0] != _NAT),
+                              default=state.last_time)
+        state.pending.extend(row[1:] for row in rows)
+        self._dirty.add(state.series)
+        self._publish(state, state.scorer.update_arrays(
+            np.array([row[3] for row in rows], dtype=np.float64)))
+
+    def _reorder(self, state: SeriesState, rows: list[list[Any]],
+                 flush: bool = False) -> list[list[Any]]:
+        """Hold rows until their time is ``allowed_lateness`` behind the newest seen (no row
+        older than that is accepted), then release them in time order, ties in arrival order
+        as a file's stable sort keeps them. A row with no time keeps its place after the newest
+        time seen. The outcome does not depend on how messages fall into batches."""
+        held = state.held
+        newest = _newest(state)
+        for row in rows:
+            if row[0] == _NAT:
+                row[0] = newest if newest is not None else _NAT
+            else:
+                newest = row[0] if newest is None else max(newest, row[0])
+        held.extend(rows)
+        if not held or (newest is None and not flush):
+            return []
+        held.sort(key=lambda row: (row[0], row[1]))
+        if flush:
+            ready = len(held)
+        else:
+            cut = newest - self._lateness_ns
+            ready = next((i for i, row in enumerate(held) if row[0] > cut), len(held))
+        out, state.held = held[:ready], held[ready:]
+        return out
 
     def _flush_all(self) -> None:
         for state in self.series.values():
+            if state.held:
+                self._feed(state, self._reorder(state, [], flush=True))
             if state.scorer.pending or state.event is not None:
                 self._publish(state, state.scorer.flush_arrays(), final=True)
                 self._dirty.add(state.series)
@@ -571,6 +617,11 @@ def read_latest(ck: Any, bootstrap: str, topic: str, partitions: list[int],
 _CONSUMER_ONLY = ("group.", "session.timeout.ms", "heartbeat.interval.ms", "auto.offset.reset",
                   "enable.auto.commit", "isolation.level", "max.poll.interval.ms", "fetch.",
                   "partition.assignment.strategy", "enable.partition.eof")
+
+
+def _newest(state: SeriesState) -> int | None:
+    """The newest event time a series has seen: the held rows hold it, else the last scored."""
+    return max((row[0] for row in state.held if row[0] != _NAT), default=state.last_time)
 
 
 def _not_consumer(settings: dict[str, Any]) -> dict[str, Any]:
