@@ -1,0 +1,103 @@
+"""Fitting a :class:`vigil.Model` on a Spark DataFrame.
+
+The model is fitted on the driver, on a bounded and reproducible sample: the first rows of each
+series in time order (ties in input order), at most ``sample_rows`` in all, split evenly over
+the series; with ``train_rows``, at most that many per series, as ``vigil detect --train-rows``
+takes them locally. The first rows of a series are the usual clean reference period, and a
+contiguous sample keeps every window of a windowed method intact. The model's training summary
+states the sample (``training_["sample"]``). The same rows fitted locally give the same model.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+from vigil._optional import require
+from vigil.errors import DataError
+from vigil.policy import LABEL_NAMES, TIME_NAMES
+
+__all__ = ["fit", "SAMPLE_ROWS"]
+
+#: Default bound on the rows collected to the driver to fit on.
+SAMPLE_ROWS = 1_000_000
+
+
+def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
+        channels: list[str] | str | None = None, series_column: str | None = None,
+        label_column: str | None = None, train_rows: int | None = None,
+        sample_rows: int = SAMPLE_ROWS, threshold: Any = "pot", **params: Any) -> Any:
+    """A fitted :class:`vigil.Model` of ``method`` (``params`` are its parameters), from the
+    first rows of each series of ``df`` (see the module docstring). Columns are found as the
+    local reader finds them: the time column by name or type, a 0/1 label column by name
+    (never a channel), the numeric columns left as channels."""
+    require("pyspark", "spark", "the Spark engine")
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
+
+    from vigil.io import from_frame
+    from vigil.model import Model
+
+    if int(sample_rows) < 1:
+        raise DataError(f"sample_rows must be 1 or more. Got {sample_rows}.")
+    if isinstance(channels, str):
+        channels = [channels]
+    time_column = time_column or _time_column(df)
+    label_column = label_column or _label_column(df, {time_column, series_column})
+    for name in (time_column, series_column, label_column, *(channels or [])):
+        if name is not None and name not in df.columns:
+            raise DataError(f"column {name!r} is not in the DataFrame (it has: "
+                            f"{', '.join(df.columns)}).")
+    n_series = df.select(series_column).distinct().count() if series_column else 1
+    quota = max(1, math.ceil(int(sample_rows) / n_series))
+    if train_rows is not None:
+        quota = min(quota, int(train_rows))
+    tagged = df.withColumn("__vigil_row", F.monotonically_increasing_id())
+    order = [F.col(time_column).asc_nulls_first()] if time_column else []
+    window = (Window.partitionBy(series_column) if series_column else Window.partitionBy()
+              ).orderBy(*order, "__vigil_row")
+    first = (tagged.withColumn("__vigil_rank", F.row_number().over(window))
+             .where(F.col("__vigil_rank") <= quota))
+    with warnings.catch_warnings():  # pyspark's own notes on pandas 3, not the user's business
+        warnings.filterwarnings("ignore", module=r"pyspark\.")
+        collected = first.toPandas()
+    rows = (collected.sort_values("__vigil_row", kind="stable")
+            .drop(columns=["__vigil_row", "__vigil_rank"]).reset_index(drop=True))
+    if not len(rows):
+        raise DataError("the DataFrame has no rows to fit on.")
+    model = Model(method, threshold=threshold, **params)
+    model.fit(from_frame(rows, time_column=time_column, channels=channels,
+                         series_column=series_column, label_column=label_column))
+    model.training_.update(
+        engine="spark", series=int(n_series), per_series=int(quota),
+        sample=(f"the first {quota} rows of each of {n_series} series in time order"
+                if series_column else f"the first {quota} rows in time order"))
+    return model
+
+
+def _time_column(df: Any) -> str | None:
+    """As the local reader: by name (``TIME_NAMES``, in priority order), else the first
+    timestamp column."""
+    by_name = {name.lower(): name for name in reversed(df.columns)}
+    for wanted in TIME_NAMES:
+        if wanted in by_name:
+            return by_name[wanted]
+    for field in df.schema.fields:
+        if field.dataType.typeName() in ("timestamp", "timestamp_ntz", "date"):
+            return field.name
+    return None
+
+
+def _label_column(df: Any, taken: set[str | None]) -> str | None:
+    """The first column named like a label whose values are all 0/1 (one aggregate)."""
+    from pyspark.sql import functions as F
+
+    for name in df.columns:
+        if name in taken or name.strip().lower() not in LABEL_NAMES:
+            continue
+        values = F.col(name).cast("double")
+        bad = df.where(values.isNull() | ~values.isin(0.0, 1.0)).limit(1).count()
+        if not bad:
+            return name
+    return None

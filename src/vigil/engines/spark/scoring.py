@@ -1,0 +1,116 @@
+"""Scoring a Spark DataFrame with a fitted :class:`vigil.Model`.
+
+Each series is one group (``groupBy(series).applyInPandas``): its rows are put back in input
+order (a row id taken as the data is read) and given to :meth:`vigil.Model.detect`, which
+orders them by time (ties in input order), fills gaps, scores, thresholds and finds the alarm
+events as the local engine does, so every score, flag and event equals the local one. The
+model travels as its ``.vigil`` bytes in a broadcast variable, loaded once per Python worker.
+Events are numbered through the series in the order each series first appears, as locally.
+
+A series is scored whole by one Python worker, so it must fit in that worker's memory (about
+100 bytes a row for 4 channels, plus the input columns).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io as _io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vigil._optional import require
+from vigil.errors import DataError
+
+__all__ = ["score", "RESULT_COLUMNS"]
+
+#: What :func:`score` adds to a DataFrame.
+RESULT_COLUMNS = ("score", "threshold", "is_anomaly", "event", "driver", "filled")
+_ID, _LOCAL = "__vigil_row", "__vigil_event"
+_MODELS: dict[str, Any] = {}  # per Python worker: model bytes' digest -> loaded model
+
+
+def score(df: Any, model: Any) -> Any:
+    """``df`` plus ``score``, ``threshold``, ``is_anomaly``, ``event``, ``driver`` (the
+    channel that drove the score, null where the method cannot tell) and ``filled`` (a missing
+    or infinite channel value was filled from the past, see :mod:`vigil.policy`), for each
+    row: equal to ``model.detect`` on the same rows. Lazy, as Spark is: nothing runs until an
+    action; run it inside :func:`~vigil.engines.spark.executor_errors` for vigil's own
+    errors."""
+    require("pyspark", "spark", "the Spark engine")
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    model._require_fitted()
+    _check_columns(df, model)
+    buffer = _io.BytesIO()
+    model.save(buffer)
+    payload = buffer.getvalue()
+    shipped = df.sparkSession.sparkContext.broadcast(payload)
+    digest = hashlib.sha256(payload).hexdigest()
+    series = model.series_column_
+    fields = list(df.schema.fields) + [
+        T.StructField("score", T.DoubleType()), T.StructField("threshold", T.DoubleType()),
+        T.StructField("is_anomaly", T.BooleanType()), T.StructField(_LOCAL, T.LongType()),
+        T.StructField("driver", T.StringType()), T.StructField("filled", T.BooleanType())]
+    schema = T.StructType([T.StructField(_ID, T.LongType(), False), *fields])
+    names = [f.name for f in df.schema.fields]
+
+    def detect_series(rows: pd.DataFrame) -> pd.DataFrame:
+        return _detect_group(rows, shipped, digest, names, series)
+
+    tagged = df.withColumn(_ID, F.monotonically_increasing_id())
+    tagged = tagged.select(_ID, *names)
+    grouped = tagged.groupBy(series) if series else tagged.groupBy(F.lit(0).alias("__vigil_all"))
+    scored = grouped.applyInPandas(detect_series, schema)
+    if series is None:  # one series: its numbers are the file's
+        return scored.withColumnRenamed(_LOCAL, "event").select(*names, *RESULT_COLUMNS)
+    scored = scored.persist()  # scored once: the event offsets below read it too
+    counts = scored.groupBy(series).agg(F.min(_ID).alias("__first"),
+                                        F.max(_LOCAL).alias("__events"))
+    from pyspark.sql.window import Window
+
+    before = Window.orderBy("__first").rowsBetween(Window.unboundedPreceding, -1)
+    offsets = counts.select(series, F.coalesce(F.sum("__events").over(before), F.lit(0))
+                            .alias("__offset"))
+    out = scored.join(F.broadcast(offsets), on=series, how="left")
+    event = F.when(F.col(_LOCAL) > 0, F.col(_LOCAL) + F.col("__offset")).otherwise(F.lit(0))
+    return out.withColumn("event", event.cast("long")).select(*names, *RESULT_COLUMNS)
+
+
+def _detect_group(rows: pd.DataFrame, shipped: Any, digest: str, names: list[str],
+                  series: str | None) -> pd.DataFrame:
+    """One series through ``Model.detect`` (on a Python worker)."""
+    model = _MODELS.get(digest)
+    if model is None:
+        from vigil.model import load
+
+        model = _MODELS[digest] = load(shipped.value)
+    rows = rows.sort_values(_ID, kind="stable").reset_index(drop=True)
+    try:
+        result = model.detect(rows[names])
+    except DataError as error:
+        where = f"series {rows[series].iloc[0]!r}" if series else "the DataFrame"
+        raise DataError(str(error).replace("<DataFrame>", where, 1)) from None
+    out = rows.copy()
+    out["score"] = result["score"].to_numpy()
+    out["threshold"] = result["threshold"].to_numpy()
+    out["is_anomaly"] = result["is_anomaly"].to_numpy()
+    out[_LOCAL] = result["event"].to_numpy(dtype=np.int64)
+    out["driver"] = result["driver"].astype(object).to_numpy() if "driver" in result else None
+    out["filled"] = result["filled"].to_numpy() if "filled" in result else False
+    return out
+
+
+def _check_columns(df: Any, model: Any) -> None:
+    present = set(df.columns)
+    needed = list(model.channels_) + [c for c in (model.time_column_, model.series_column_) if c]
+    missing = [c for c in needed if c not in present]
+    if missing:
+        raise DataError(f"column {missing[0]!r}, which the model needs, is not in the "
+                        f"DataFrame (it has: {', '.join(df.columns)}).")
+    clash = [c for c in RESULT_COLUMNS if c in present]
+    if clash:
+        raise DataError(f"the DataFrame already has a column {clash[0]!r}, which vigil adds: "
+                        f"rename or drop it first.")

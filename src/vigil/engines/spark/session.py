@@ -1,0 +1,67 @@
+"""Starting Spark for vigil: Java checked first, the driver's Python on the executors, loopback
+unless a cluster is named, quiet consoles."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+from vigil._optional import require
+from vigil.errors import ConfigError
+
+__all__ = ["session", "check_java"]
+
+_JAVA_HELP = ("Spark needs Java 17 or newer: install it (on Debian or Ubuntu: apt-get install "
+              "openjdk-17-jre-headless) or set JAVA_HOME.")
+
+
+def check_java() -> str:
+    """The ``java`` that Spark will start (``$JAVA_HOME/bin/java``, else on PATH); a
+    ConfigError saying how to install it when there is none or it is older than 17."""
+    home = os.environ.get("JAVA_HOME")
+    java = os.path.join(home, "bin", "java") if home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise ConfigError(f"no Java found. {_JAVA_HELP}")
+    try:
+        text = subprocess.run([java, "-version"], capture_output=True, text=True,
+                              timeout=30).stderr
+    except (OSError, subprocess.SubprocessError) as error:
+        raise ConfigError(f"{java} -version failed ({error}). {_JAVA_HELP}") from None
+    found = re.search(r'version "(\d+)', text)
+    if found and int(found.group(1)) < 17:
+        raise ConfigError(f"{java} is Java {found.group(1)}. {_JAVA_HELP}")
+    return java
+
+
+def session(master: str | None = None, app_name: str = "vigil",
+            conf: dict[str, str] | None = None) -> Any:
+    """A SparkSession: the active one if there is one, else a new one on ``master`` (default
+    ``local[*]``, bound to 127.0.0.1). ``conf`` adds Spark settings."""
+    require("pyspark", "spark", "the Spark engine")
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None and master is None:
+        return active
+    check_java()
+    # Executors run the driver's interpreter, where vigil is installed.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name).master(master or "local[*]")
+    settings = {"spark.ui.showConsoleProgress": "false",
+                "spark.sql.execution.arrow.pyspark.enabled": "true",
+                "spark.sql.session.timeZone": "UTC"}
+    if master is None or master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        settings.update({"spark.driver.host": "127.0.0.1",
+                         "spark.driver.bindAddress": "127.0.0.1", "spark.ui.enabled": "false"})
+    settings.update(conf or {})
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

@@ -1,0 +1,15 @@
+"""One local Spark session for the whole test run (two cores, few shuffle partitions, no UI)."""
+
+import pytest
+
+pytest.importorskip("pyspark")  # vigil[spark] is in the dev extra
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from vigil.engines.spark import session
+
+    running = session("local[2]", conf={"spark.sql.shuffle.partitions": "4",
+                                        "spark.default.parallelism": "4"})
+    yield running
+    running.stop()
