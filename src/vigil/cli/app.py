@@ -27,6 +27,10 @@ app = typer.Typer(
 
 # -- shared options ----------------------------------------------------------------------------
 DataArg = Annotated[Path, typer.Argument(help="Data file: CSV (delimiter sniffed), Parquet or JSON lines.", show_default=False)]
+SourceArg = Annotated[str, typer.Argument(help="Data: a CSV (delimiter sniffed), Parquet or JSON lines file; with --engine spark also a folder, a glob or a URI (hdfs://, s3a://, ...).", show_default=False)]
+EngineOpt = Annotated[str, typer.Option("--engine", metavar="local|spark", help="local: this process (default); spark: Apache Spark (vigil[spark], Java 17), the same scores; results to a Parquet folder (--out).")]
+MasterOpt = Annotated[Optional[str], typer.Option("--master", help="With --engine spark: the Spark master URL (spark://HOST:7077, yarn, k8s://...; default local[*] on 127.0.0.1).")]
+PartitionOpt = Annotated[Optional[str], typer.Option("--partition-by", metavar="day", help="With --engine spark: write --out partitioned by the day of the time column.")]
 TimeOpt = Annotated[Optional[str], typer.Option("--time-column", help="Timestamp column (default: found by name or type; none: row order).")]
 ChannelsOpt = Annotated[Optional[str], typer.Option("--channels", help="Comma-separated channel columns (default: every numeric column).")]
 LabelOpt = Annotated[Optional[str], typer.Option("--label-column", help="0/1 label column: kept in the output and plot, never used as a channel (default: a 0/1 column named label, anomaly, is_anomaly, outlier, ...).")]

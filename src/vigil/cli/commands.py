@@ -8,19 +8,21 @@ from typing import Annotated
 
 import typer
 
-from vigil.cli.app import (AlarmsOpt, ChannelsOpt, CooldownOpt, DataArg, ExitLevelOpt, FailOpt,
-                           LabelOpt, MergeGapOpt, MethodOpt, MinRowsOpt, OutOpt, ParamOpt,
-                           PlotOpt, QuietOpt, ReportOpt, SeriesOpt, ShowOpt, ThresholdOpt,
-                           TimeOpt, TrainRowsOpt, _alarms, _check_show, _fit, _params, _read,
-                           _report, _roles, _said, _training_part, app)
+from vigil.cli.app import (AlarmsOpt, ChannelsOpt, CooldownOpt, EngineOpt, ExitLevelOpt,
+                           FailOpt, LabelOpt, MasterOpt, MergeGapOpt, MethodOpt, MinRowsOpt,
+                           OutOpt, ParamOpt, PartitionOpt, PlotOpt, QuietOpt, ReportOpt,
+                           SeriesOpt, ShowOpt, SourceArg, ThresholdOpt, TimeOpt, TrainRowsOpt,
+                           _alarms, _check_show, _fit, _params, _read, _report, _roles, _said,
+                           _training_part, app)
 from vigil.cli.output import STATE, methods_table, user_errors
+from vigil.cli.spark import check_engine
 from vigil.detectors import DEFAULT_METHOD
 from vigil.report import rules_text
 
 
 @app.command()
 def detect(
-    data: DataArg,
+    data: SourceArg,
     method: MethodOpt = DEFAULT_METHOD,
     threshold: ThresholdOpt = "pot",
     param: ParamOpt = None,
@@ -39,6 +41,9 @@ def detect(
     min_rows: MinRowsOpt = None,
     cooldown: CooldownOpt = None,
     exit_level: ExitLevelOpt = None,
+    engine: EngineOpt = "local",
+    master: MasterOpt = None,
+    partition_by: PartitionOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Fit a model on DATA and flag its anomaly events, in one go.
@@ -50,7 +55,17 @@ def detect(
     _check_show(show)
     with user_errors():
         rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
-        dataset = _read(data, _roles(time_column, channels, label_column, series_column))
+        check_engine(engine, master, partition_by, out_path)
+        roles = _roles(time_column, channels, label_column, series_column)
+        if engine == "spark":
+            from vigil.cli.spark import spark_job
+
+            return spark_job(data, master=master, roles=roles, fit_settings=dict(
+                method=method, threshold=threshold, alarms=rules, train_rows=train_rows,
+                **_params(param)), out_path=out_path, partition_by=partition_by,
+                plot_path=plot_path, report_path=report_path, show=show,
+                fail_on_anomaly=fail_on_anomaly)
+        dataset = _read(Path(data), roles)
         model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows),
                      rules)
         _report(model, dataset, out_path, plot_path, show, fail_on_anomaly, report_path)
@@ -58,7 +73,7 @@ def detect(
 
 @app.command()
 def train(
-    data: DataArg,
+    data: SourceArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the model (.vigil).")],
     method: MethodOpt = DEFAULT_METHOD,
     threshold: ThresholdOpt = "pot",
@@ -73,6 +88,8 @@ def train(
     min_rows: MinRowsOpt = None,
     cooldown: CooldownOpt = None,
     exit_level: ExitLevelOpt = None,
+    engine: EngineOpt = "local",
+    master: MasterOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Fit a model on DATA (normal operation, ideally) and save it to a .vigil file.
@@ -82,7 +99,15 @@ def train(
     STATE["quiet"] = quiet
     with user_errors():
         rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
-        dataset = _read(data, _roles(time_column, channels, label_column, series_column))
+        check_engine(engine, master, None, None)
+        roles = _roles(time_column, channels, label_column, series_column)
+        if engine == "spark":
+            from vigil.cli.spark import spark_job
+
+            return spark_job(data, master=master, roles=roles, fit_settings=dict(
+                method=method, threshold=threshold, alarms=rules, train_rows=train_rows,
+                **_params(param)), save_to=output)
+        dataset = _read(Path(data), roles)
         model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows),
                      rules)
         model.save(output)
@@ -93,7 +118,7 @@ def train(
 
 @app.command()
 def score(
-    data: DataArg,
+    data: SourceArg,
     model_path: Annotated[Path, typer.Option("--model", help="A model file written by `vigil train`.")],
     time_column: TimeOpt = None,
     label_column: LabelOpt = None,
@@ -101,6 +126,9 @@ def score(
     plot_path: PlotOpt = None,
     show: ShowOpt = 20,
     fail_on_anomaly: FailOpt = False,
+    engine: EngineOpt = "local",
+    master: MasterOpt = None,
+    partition_by: PartitionOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Score DATA with a saved model and flag its anomaly events (outputs as detect).
@@ -110,12 +138,19 @@ def score(
     STATE["quiet"] = quiet
     _check_show(show)
     with user_errors():
+        check_engine(engine, master, partition_by, out_path)
+        if engine == "spark":
+            from vigil.cli.spark import spark_job
+
+            return spark_job(data, master=master, model_path=model_path, out_path=out_path,
+                             partition_by=partition_by, plot_path=plot_path, show=show,
+                             fail_on_anomaly=fail_on_anomaly)
         from vigil.model import load
 
         model = load(model_path)
         roles = {"time_column": time_column or model.time_column_, "channels": model.channels_,
                  "label_column": label_column, "series_column": model.series_column_}
-        _report(model, _read(data, roles), out_path, plot_path, show, fail_on_anomaly)
+        _report(model, _read(Path(data), roles), out_path, plot_path, show, fail_on_anomaly)
 
 
 @app.command()

@@ -148,13 +148,19 @@ def _events_rich_table(shown: pd.DataFrame, total: int) -> Table:
 def _summary_line(result: pd.DataFrame, k: int, alarms: Any) -> str:
     """The line under the table: K anomaly events (R rows of N, P%); threshold T on the
     <method> score; alarm rules: ..."""
-    n, flagged = len(result), int(result["is_anomaly"].sum())
     limits = result["threshold"].to_numpy(float)
-    if n and limits.min() != limits.max():
-        threshold = f"adaptive threshold ({limits.min():.4g} to {limits.max():.4g})"
+    low, high = (limits.min(), limits.max()) if len(limits) else (float("nan"),) * 2
+    return _summary_text(len(result), int(result["is_anomaly"].sum()), low, high, k,
+                         result.attrs.get("vigil", {}).get("method", "model"), alarms)
+
+
+def _summary_text(n: int, flagged: int, low: float, high: float, k: int, method: str,
+                  alarms: Any) -> str:
+    """The summary line from its figures (also for a result that lives on Spark)."""
+    if n and low != high:
+        threshold = f"adaptive threshold ({low:.4g} to {high:.4g})"
     else:
-        threshold = f"threshold {limits[0] if n else float('nan'):.4g}"
-    method = result.attrs.get("vigil", {}).get("method", "model")
+        threshold = f"threshold {low if n else float('nan'):.4g}"
     events = "No anomaly events" if k == 0 else f"{k} anomaly event{'s' if k != 1 else ''}"
     rows = f"{flagged} row{'s' if flagged != 1 else ''}"
     return (f"{events} ({rows} of {n}, {100 * flagged / max(n, 1):.2f}%); {threshold} "

@@ -27,7 +27,8 @@ SAMPLE_ROWS = 1_000_000
 def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
         channels: list[str] | str | None = None, series_column: str | None = None,
         label_column: str | None = None, train_rows: int | None = None,
-        sample_rows: int = SAMPLE_ROWS, threshold: Any = "pot", **params: Any) -> Any:
+        sample_rows: int = SAMPLE_ROWS, threshold: Any = "pot", alarms: Any = "default",
+        **params: Any) -> Any:
     """A fitted :class:`vigil.Model` of ``method`` (``params`` are its parameters), from the
     first rows of each series of ``df`` (see the module docstring). Columns are found as the
     local reader finds them: the time column by name or type, a 0/1 label column by name
@@ -66,7 +67,7 @@ def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
             .drop(columns=["__vigil_row", "__vigil_rank"]).reset_index(drop=True))
     if not len(rows):
         raise DataError("the DataFrame has no rows to fit on.")
-    model = Model(method, threshold=threshold, **params)
+    model = Model(method, threshold=threshold, alarms=alarms, **params)
     model.fit(from_frame(rows, time_column=time_column, channels=channels,
                          series_column=series_column, label_column=label_column))
     model.training_.update(

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from typing import Any
 
 from vigil._optional import require
@@ -15,6 +16,7 @@ from vigil.errors import ConfigError
 
 __all__ = ["session", "check_java"]
 
+_PANDAS_NOTE = "PySpark does not yet fully support pandas"
 _JAVA_HELP = ("Spark needs Java 17 or newer: install it (on Debian or Ubuntu: apt-get install "
               "openjdk-17-jre-headless) or set JAVA_HOME.")
 
@@ -51,8 +53,13 @@ def session(master: str | None = None, app_name: str = "vigil",
     # Executors run the driver's interpreter, where vigil is installed.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    # pyspark 4.x warns on every pandas conversion that it does not fully support pandas 3;
+    # vigil's parity tests cover the conversions it makes, so the note is noise to a user.
+    warnings.filterwarnings("ignore", message=_PANDAS_NOTE, category=FutureWarning)
+    os.environ.setdefault("PYTHONWARNINGS", f"ignore:{_PANDAS_NOTE}:FutureWarning")
     builder = SparkSession.builder.appName(app_name).master(master or "local[*]")
     settings = {"spark.ui.showConsoleProgress": "false",
+                "spark.executorEnv.PYTHONWARNINGS": os.environ["PYTHONWARNINGS"],
                 "spark.sql.execution.arrow.pyspark.enabled": "true",
                 "spark.sql.session.timeZone": "UTC"}
     if master is None or master.startswith("local"):

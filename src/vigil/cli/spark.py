@@ -1,0 +1,118 @@
+"""``--engine spark`` for detect, train and score: the same job on a Spark DataFrame (results
+to Parquet, the events table computed on the cluster, plots of a bounded piece)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from vigil.cli.app import _said
+from vigil.cli.output import STATE, _events_rich_table, _summary_text, err, out, step
+from vigil.errors import ConfigError
+
+__all__ = ["spark_job", "check_engine"]
+
+
+def check_engine(engine: str, master: str | None, partition_by: str | None,
+                 out_path: Path | None) -> None:
+    """One usage error for options that do not go together, before anything starts."""
+    if engine not in ("local", "spark"):
+        raise ConfigError(f"--engine must be local or spark. Got {engine!r}.")
+    if engine == "local" and (master or partition_by):
+        raise ConfigError(f"{'--master' if master else '--partition-by'} needs --engine spark.")
+    if partition_by not in (None, "day"):
+        raise ConfigError(f"--partition-by must be day. Got {partition_by!r}.")
+    if engine == "spark" and out_path is not None and out_path.suffix.lower() not in (
+            "", ".parquet"):
+        raise ConfigError(f"--out {out_path}: with --engine spark the results are a Parquet "
+                          "folder (name it .parquet or give no suffix).")
+
+
+def spark_job(source: str, *, master: str | None, roles: dict[str, Any] | None = None,
+              fit_settings: dict[str, Any] | None = None, model_path: Path | None = None,
+              save_to: Path | None = None, out_path: Path | None = None,
+              partition_by: str | None = None, plot_path: Path | None = None,
+              report_path: Path | None = None, show: int = 20,
+              fail_on_anomaly: bool = False) -> None:
+    """Fit (``fit_settings``) or load (``model_path``) a model, then either save it
+    (``save_to``) or score ``source`` with it and report as the local engine does."""
+    from vigil.engines import spark as vs
+    from vigil.engines.spark.reading import read
+    from vigil.engines.spark.summary import events_and_totals, plot_sample
+
+    with step(f"Starting Spark ({master or 'local[*]'})"):
+        spark = vs.session(master)
+    df = read(spark, source)
+    with vs.executor_errors():
+        if model_path is not None:
+            from vigil.model import load
+
+            model = load(model_path)
+        else:
+            settings = dict(fit_settings or {})
+            with step(f"Fitting {settings.get('method')} on {source} (Spark)"):
+                model = vs.fit(df, **(roles or {}), **settings)
+            _said(f"Fitted on {model.training_['sample']} ({model.training_['rows']:,} rows).")
+        if save_to is not None:
+            model.save(save_to)
+            _said(f"Model ({model.method}, {len(model.channels_)} channels: "
+                  f"{', '.join(model.channels_)}; threshold {model.threshold_:.4g}) written to "
+                  f"{save_to}")
+            return
+        result = vs.score(df, model)
+        if out_path is not None:
+            with step(f"Scoring and writing {out_path}"):
+                _write(result, model, out_path, partition_by)
+            result = spark.read.parquet(str(out_path))  # the summary reads what was written
+        else:
+            result = result.persist()
+        with step("Summarising the events"):
+            events, totals = events_and_totals(result, model)
+        if totals["filled"]:
+            err.print(f"warning: {source}: {totals['filled']:,} rows had missing or infinite "
+                      "channel values, filled with the previous value of their series in time "
+                      "order (leading ones with the first; their rows are marked in the "
+                      "'filled' column; see vigil.policy)", soft_wrap=True)
+        if not STATE["quiet"]:
+            if show and len(events):
+                out.print(_events_rich_table(events.head(show), len(events)))
+                if len(events) > show:
+                    out.print(f"... and {len(events) - show} more events (every row with its "
+                              "event number: --out).")
+            out.print(_summary_text(totals["rows"], totals["flagged"], totals["threshold_min"],
+                                    totals["threshold_max"], len(events), model.method,
+                                    model.alarms), soft_wrap=True)
+        if out_path is not None:
+            _said(f"Scores of all {totals['rows']:,} rows written to {out_path} (Parquet"
+                  f"{', partitioned by day' if partition_by else ''})")
+        if plot_path is not None or report_path is not None:
+            frame, what = plot_sample(result, model)
+            if plot_path is not None:
+                from vigil.report import plot
+
+                with step(f"Plotting to {plot_path}"):
+                    plot(frame, plot_path)
+                _said(f"Plot of {what} written to {plot_path}")
+            if report_path is not None:
+                from vigil.report_html import write_report
+
+                with step(f"Writing report {report_path}"):
+                    write_report(frame, report_path, model=model, source=source)
+                _said(f"Report on {what} written to {report_path}")
+    if fail_on_anomaly and totals["flagged"]:
+        raise typer.Exit(1)
+
+
+def _write(result: Any, model: Any, path: Path, partition_by: str | None) -> None:
+    from pyspark.sql import functions as F
+
+    writer = result
+    if partition_by == "day":
+        if model.time_column_ is None:
+            raise ConfigError("--partition-by day needs a time column, and the model has none.")
+        writer = result.withColumn("day", F.to_date(F.col(model.time_column_)))
+        writer.write.mode("overwrite").partitionBy("day").parquet(str(path))
+    else:
+        writer.write.mode("overwrite").parquet(str(path))
