@@ -13,7 +13,7 @@ import argparse
 from pyspark.sql import functions as F
 
 from vigil import sample_data
-from vigil.engines import spark as vigil_spark
+from vigil import spark as vigil_spark
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("path", nargs="?", default=str(sample_data.path()))

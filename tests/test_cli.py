@@ -232,3 +232,28 @@ def test_usage_errors_of_the_command_are_one_line_and_exit_2(args, message):
     done = subprocess.run([sys.executable, "-m", "vigil", *args], capture_output=True, text=True)
     assert done.returncode == 2 and done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith(message)
+
+
+def test_train_per_series_saves_one_model_per_series_and_score_routes_rows(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = []
+    for k, (level, noise) in enumerate([(10, 1), (1000, 20)]):
+        value = level + rng.normal(0, noise, 800)
+        value[600:605] += 10 * noise  # large for this machine, small against the other
+        frames.append(pd.DataFrame({"time": pd.date_range("2024-01-01", periods=800,
+                                                           freq="min"),
+                                    "machine": f"m{k}", "value": value}))
+    pd.concat(frames).to_csv(tmp_path / "fleet.csv", index=False)
+    trained = vigil("train", tmp_path / "fleet.csv", "-o", tmp_path / "fleet.vigil",
+                    "--series-column", "machine", "--per-series", "--train-rows", 500,
+                    "--method", "robust_zscore", "--jobs", 2)
+    assert trained.exit_code == 0, trained.output
+    assert "2 models (robust_zscore, one per series of machine" in " ".join(trained.stdout.split())
+    scored = vigil("score", tmp_path / "fleet.csv", "--model", tmp_path / "fleet.vigil",
+                   "--out", tmp_path / "scores.csv")
+    assert scored.exit_code == 0, scored.output
+    flagged = pd.read_csv(tmp_path / "scores.csv").query("is_anomaly")
+    assert set(flagged["machine"]) == {"m0", "m1"}  # each machine's jump, against its normal
+    wrong = vigil("train", tmp_path / "fleet.csv", "-o", tmp_path / "x.vigil", "--unseen",
+                  "fallback")
+    assert wrong.exit_code == 2 and "--unseen needs --per-series" in wrong.stderr

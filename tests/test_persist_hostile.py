@@ -246,7 +246,10 @@ def test_declared_sizes_kinds_and_json_members_are_checked(good):
     for kind in ("onnx", "safetensors"):
         refused(mf.with_manifest(good, lambda m: mf.entry(m, CENTER).update(kind=kind)),
                 f"kind '{kind}', which this vigil .* does not read; upgrade vigil")
-    refused(mf.with_manifest(good, lambda m: m.update(kind="bundle")), "of kind 'bundle' is not")
+    refused(mf.with_manifest(good, lambda m: m.update(kind="bundle")),
+            "the bundle manifest has no 'unseen'")  # a model's manifest is no bundle's
+    refused(mf.with_manifest(good, lambda m: m.update(kind="ensemble")),
+            "of kind 'ensemble' is not")
     doc = mf.with_member(good, "extra.json", b"{}")
     refused(mf.with_manifest(doc, lambda m: mf.entry(m, "extra.json").update(kind="json")),
             "member 'extra.json' is not used by a vigil model")

@@ -20,13 +20,15 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
-    "Dataset", "Model", "StreamScorer", "load", "methods", "plot", "read", "__version__",
+    "Dataset", "Model", "ModelBundle", "StreamScorer", "load", "methods", "plot", "read",
+    "__version__",
 ]
 
 _LAZY = {
     "Dataset": ("vigil.io", "Dataset"),
     "read": ("vigil.io", "read"),
     "Model": ("vigil.model", "Model"),
+    "ModelBundle": ("vigil.bundle", "ModelBundle"),
     "load": ("vigil.model", "load"),
     "plot": ("vigil.report", "plot"),
     "StreamScorer": ("vigil.scoring", "StreamScorer"),

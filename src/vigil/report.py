@@ -50,9 +50,11 @@ def plot(result: pd.DataFrame, path: str | os.PathLike[str], *, title: str | Non
                              figsize=(12, 1.6 * len(channels) + 2.2), layout="constrained")
     axes = axes[:, 0]
     drivers = result["driver"].to_numpy() if "driver" in result else None
+    lines = _series_lines(result, meta, x)
     for ax, name in zip(axes, channels):
         values = result[name].to_numpy(float)
-        _line(ax, x, values, "#3b6ea8")
+        for rows, color, _ in lines:
+            _line(ax, x[rows], values[rows], color)
         # red on the channel that drove each anomaly (every channel if the method cannot tell)
         marked = flagged & (drivers == name) if drivers is not None else flagged
         ax.scatter(x[marked], values[marked], s=9, c="#d62728", zorder=3)
@@ -61,9 +63,17 @@ def plot(result: pd.DataFrame, path: str | os.PathLike[str], *, title: str | Non
     score = result["score"].to_numpy(float)
     limits = result["threshold"].to_numpy(float)
     threshold = float(limits[-1]) if len(result) else np.nan
-    _line(axes[-1], x, score, "#555555")
-    if len(limits) and limits.min() != limits.max():  # an adaptive threshold: its path
-        axes[-1].plot(x, limits, color="#d62728", ls="--", lw=1, label="threshold (adaptive)")
+    for rows, color, series in lines:
+        _line(axes[-1], x[rows], score[rows], "#555555" if len(lines) == 1 else color)
+        if series is not None and len(lines) <= 10:
+            axes[0].plot([], [], color=color, lw=1, label=str(series))
+    if 1 < len(lines) <= 10:
+        axes[0].legend(loc="upper left", fontsize=8, frameon=False, ncols=min(len(lines), 5))
+    if len(limits) and limits.min() != limits.max():  # adaptive, or one per series: its path
+        label = "threshold per series" if meta.get("per_series") else "threshold (adaptive)"
+        for k, (rows, _, _) in enumerate(lines):
+            axes[-1].plot(x[rows], limits[rows], color="#d62728", ls="--", lw=1,
+                          label=None if k else label)
     else:
         axes[-1].axhline(threshold, color="#d62728", ls="--", lw=1,
                          label=f"threshold {threshold:.3g}")
@@ -113,6 +123,23 @@ def rules_text(alarms: Any) -> str:
     return (f"exit level {rules['exit_level']:g}, merge gap {rules['merge_gap']}, "
             f"min rows {rules['min_rows']} (unless the peak is {rules['certain']:g}x as high), "
             f"cool-down {rules['cooldown']}")
+
+
+def _series_lines(result: pd.DataFrame, meta: dict[str, Any],
+                  x: np.ndarray) -> list[tuple[np.ndarray, str, Any]]:
+    """(rows in time order, colour, series name) for each series to draw as its own line: one
+    line through every row when there is no series column."""
+    column = meta.get("series_column")
+    if not column or column not in result:
+        return [(np.argsort(x, kind="stable"), "#3b6ea8", None)]
+    codes, names = pd.factorize(result[column], sort=False)
+    palette = ["#3b6ea8", "#e08a1e", "#2c9c69", "#8e5bb5", "#c2477a", "#5d8a9e", "#a88c3b",
+               "#6b6b6b", "#3fa8c2", "#b5533b"]
+    out = []
+    for k, name in enumerate(names):
+        rows = np.flatnonzero(codes == k)
+        out.append((rows[np.argsort(x[rows], kind="stable")], palette[k % len(palette)], name))
+    return out
 
 
 def _title(result: pd.DataFrame, flagged: np.ndarray) -> str:

@@ -177,9 +177,18 @@ def _summary(result: pd.DataFrame, meta: Mapping[str, Any], events: pd.DataFrame
 
 def _threshold_section(result: pd.DataFrame, model: Any) -> str:
     value = float(result["threshold"].iloc[0]) if len(result) else math.nan
-    out = ['<h2>Threshold</h2><dl class="kv">',
-           f"<dt>cut-off</dt><dd>a score above <b>{_num(value)}</b> is an anomaly</dd>"]
-    if model is not None:
+    cut = f"a score above <b>{_num(value)}</b> is an anomaly"
+    if model is not None and hasattr(model, "models_") and len(result):
+        low, high = float(result["threshold"].min()), float(result["threshold"].max())
+        cut = (f"each series has its own: a score above its threshold (<b>{_num(low)}</b> to "
+               f"<b>{_num(high)}</b>) is an anomaly")
+    out = ['<h2>Threshold</h2><dl class="kv">', f"<dt>cut-off</dt><dd>{cut}</dd>"]
+    if model is not None and hasattr(model, "models_"):  # a bundle: a model per series
+        out.append(f"<dt>models</dt><dd>one {_e(model.method)} model per series of "
+                   f"{_e(model.series_column)} ({len(model.models_)} series), each with its own "
+                   "threshold fitted on its own training rows</dd>")
+        out.append(f"<dt>alarm rules</dt><dd>{_e(rules_text(model.alarms))}</dd>")
+    elif model is not None:
         if getattr(model, "params", None):
             params = ", ".join(f"{k}={v!r}" for k, v in model.params.items())
             out.append(f"<dt>method parameters</dt><dd>{_e(params)}</dd>")

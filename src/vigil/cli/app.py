@@ -31,6 +31,9 @@ SourceArg = Annotated[str, typer.Argument(help="Data: a CSV (delimiter sniffed),
 EngineOpt = Annotated[str, typer.Option("--engine", metavar="local|spark", help="local: this process (default); spark: Apache Spark (vigil[spark], Java 17), the same scores; results to a Parquet folder (--out).")]
 MasterOpt = Annotated[Optional[str], typer.Option("--master", help="With --engine spark: the Spark master URL (spark://HOST:7077, yarn, k8s://...; default local[*] on 127.0.0.1).")]
 PartitionOpt = Annotated[Optional[str], typer.Option("--partition-by", metavar="day", help="With --engine spark: write --out partitioned by the day of the time column.")]
+PerSeriesOpt = Annotated[bool, typer.Option("--per-series", help="Fit one model per series (--series-column), each on its own rows, saved together in one file; every row is scored by its series' model.")]
+UnseenOpt = Annotated[str, typer.Option("--unseen", metavar="error|fallback", help="With --per-series: a series not seen in training is an error, or (fallback) scored by one more model fitted on all series together.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="With --per-series: fit this many series at once, in worker processes.")]
 TimeOpt = Annotated[Optional[str], typer.Option("--time-column", help="Timestamp column (default: found by name or type; none: row order).")]
 ChannelsOpt = Annotated[Optional[str], typer.Option("--channels", help="Comma-separated channel columns (default: every numeric column).")]
 LabelOpt = Annotated[Optional[str], typer.Option("--label-column", help="0/1 label column: kept in the output and plot, never used as a channel (default: a 0/1 column named label, anomaly, is_anomaly, outlier, ...).")]
@@ -142,8 +145,20 @@ def _training_part(data: Any, rows: int | None) -> Any:
 
 
 def _fit(method: str, threshold: str, params: dict[str, Any], data: Any,
-         alarms: str | dict[str, Any] = "default") -> Any:
-    """A ``Model`` with these settings, fitted on ``data``."""
+         alarms: str | dict[str, Any] = "default", per_series: dict[str, Any] | None = None
+         ) -> Any:
+    """A ``Model`` with these settings, fitted on ``data``; with ``per_series`` (``unseen``,
+    ``jobs``) a ``ModelBundle`` of one per series."""
+    if per_series is not None:
+        from vigil.bundle import ModelBundle
+
+        if not data.series_column:
+            raise ConfigError("--per-series needs --series-column: the column naming each "
+                              "series.")
+        bundle = ModelBundle(method, series_column=data.series_column, threshold=threshold,
+                             alarms=alarms, **per_series, **params)
+        with progress_bar(f"Fitting {method} on each series") as callback:
+            return bundle.fit(data, progress=callback)
     from vigil.model import Model
 
     model = Model(method, threshold=threshold, alarms=alarms, **params)

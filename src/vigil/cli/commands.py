@@ -9,14 +9,16 @@ from typing import Annotated
 import typer
 
 from vigil.cli.app import (AlarmsOpt, ChannelsOpt, CooldownOpt, EngineOpt, ExitLevelOpt,
-                           FailOpt, LabelOpt, MasterOpt, MergeGapOpt, MethodOpt, MinRowsOpt,
-                           OutOpt, ParamOpt, PartitionOpt, PlotOpt, QuietOpt, ReportOpt,
-                           SeriesOpt, ShowOpt, SourceArg, ThresholdOpt, TimeOpt, TrainRowsOpt,
+                           FailOpt, JobsOpt, LabelOpt, MasterOpt, MergeGapOpt, MethodOpt,
+                           MinRowsOpt, OutOpt, ParamOpt, PartitionOpt, PerSeriesOpt, PlotOpt,
+                           QuietOpt, ReportOpt, SeriesOpt, ShowOpt, SourceArg, ThresholdOpt,
+                           TimeOpt, TrainRowsOpt, UnseenOpt,
                            _alarms, _check_show, _fit, _params, _read, _report, _roles, _said,
                            _training_part, app)
 from vigil.cli.output import STATE, methods_table, user_errors
 from vigil.cli.spark import check_engine
 from vigil.detectors import DEFAULT_METHOD
+from vigil.errors import ConfigError
 from vigil.report import rules_text
 
 
@@ -31,6 +33,9 @@ def detect(
     channels: ChannelsOpt = None,
     label_column: LabelOpt = None,
     series_column: SeriesOpt = None,
+    per_series: PerSeriesOpt = False,
+    unseen: UnseenOpt = "error",
+    jobs: JobsOpt = 1,
     out_path: OutOpt = None,
     plot_path: PlotOpt = None,
     report_path: ReportOpt = None,
@@ -62,12 +67,13 @@ def detect(
 
             return spark_job(data, master=master, roles=roles, fit_settings=dict(
                 method=method, threshold=threshold, alarms=rules, train_rows=train_rows,
-                **_params(param)), out_path=out_path, partition_by=partition_by,
+                **_spark_per_series(per_series, unseen, jobs), **_params(param)),
+                out_path=out_path, partition_by=partition_by,
                 plot_path=plot_path, report_path=report_path, show=show,
                 fail_on_anomaly=fail_on_anomaly)
         dataset = _read(Path(data), roles)
         model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows),
-                     rules)
+                     rules, _per_series(per_series, unseen, jobs))
         _report(model, dataset, out_path, plot_path, show, fail_on_anomaly, report_path)
 
 
@@ -83,6 +89,9 @@ def train(
     channels: ChannelsOpt = None,
     label_column: LabelOpt = None,
     series_column: SeriesOpt = None,
+    per_series: PerSeriesOpt = False,
+    unseen: UnseenOpt = "error",
+    jobs: JobsOpt = 1,
     alarms: AlarmsOpt = "default",
     merge_gap: MergeGapOpt = None,
     min_rows: MinRowsOpt = None,
@@ -106,11 +115,18 @@ def train(
 
             return spark_job(data, master=master, roles=roles, fit_settings=dict(
                 method=method, threshold=threshold, alarms=rules, train_rows=train_rows,
-                **_params(param)), save_to=output)
+                **_spark_per_series(per_series, unseen, jobs), **_params(param)),
+                save_to=output)
         dataset = _read(Path(data), roles)
         model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows),
-                     rules)
+                     rules, _per_series(per_series, unseen, jobs))
         model.save(output)
+        if per_series:
+            return _said(f"{len(model.models_)} models ({method}, one per series of "
+                         f"{model.series_column}; {len(model.channels_)} channels: "
+                         f"{', '.join(model.channels_)}"
+                         f"{'; with a fallback for new series' if model.fallback_ else ''}) "
+                         f"written to {output}")
         _said(f"Model ({method}, {len(model.channels_)} channels: {', '.join(model.channels_)}; "
               f"threshold {model.threshold_:.4g} by {model.threshold.name}; alarm rules: "
               f"{rules_text(model.alarms)}) written to {output}")
@@ -153,6 +169,26 @@ def score(
         _report(model, _read(Path(data), roles), out_path, plot_path, show, fail_on_anomaly)
 
 
+def _per_series(per_series: bool, unseen: str, jobs: int) -> dict | None:
+    """The bundle settings of --per-series, or None; --unseen and --jobs need it."""
+    if not per_series:
+        if unseen != "error" or jobs != 1:
+            raise ConfigError(f"{'--unseen' if unseen != 'error' else '--jobs'} needs "
+                              "--per-series.")
+        return None
+    return {"unseen": unseen, "jobs": jobs}
+
+
+def _spark_per_series(per_series: bool, unseen: str, jobs: int) -> dict:
+    settings = _per_series(per_series, unseen, jobs)
+    if settings is None:
+        return {}
+    if jobs != 1:
+        raise ConfigError("--jobs is for the local engine: Spark fits the series on its "
+                          "executors in parallel.")
+    return {"per_series": True, "unseen": unseen}
+
+
 @app.command()
 def methods() -> None:
     """List the detection methods, one line each, with what they need."""
@@ -164,11 +200,12 @@ def methods() -> None:
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the demo's outputs.")] = Path("vigil-demo"),
+    spark: Annotated[bool, typer.Option("--spark", help="Then score the same rows with the same model on Apache Spark (local, needs vigil[spark] and Java 17); its flags are compared with the batch ones.")] = False,
     stream: Annotated[bool, typer.Option("--stream", help="Then run the live loop too: an embedded Kafka broker, the rows replayed into a topic, a vigil stream worker scoring them (needs vigil[stream]); its flags are compared with the batch ones.")] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Run the whole path on bundled sensor data: train on its clean first week, detect, plot
-    (with --stream, also live through Kafka)."""
+    (with --spark, also on Spark; with --stream, also live through Kafka)."""
     STATE["quiet"] = quiet
     with user_errors():
         from vigil import sample_data
@@ -182,6 +219,10 @@ def demo(
                          False)
         _said(f"Demo data: {source}; its first {sample_data.TRAIN_ROWS} rows (a clean week) trained "
               f"a model of the default method ({DEFAULT_METHOD}), saved to {out_dir / 'model.vigil'}.")
+        if spark:
+            from vigil.cli.spark import spark_demo
+
+            spark_demo(model, dataset, result)
         if stream:
             from vigil.cli.stream import stream_demo
 

@@ -150,14 +150,18 @@ def _summary_line(result: pd.DataFrame, k: int, alarms: Any) -> str:
     <method> score; alarm rules: ..."""
     limits = result["threshold"].to_numpy(float)
     low, high = (limits.min(), limits.max()) if len(limits) else (float("nan"),) * 2
+    meta = result.attrs.get("vigil", {})
     return _summary_text(len(result), int(result["is_anomaly"].sum()), low, high, k,
-                         result.attrs.get("vigil", {}).get("method", "model"), alarms)
+                         meta.get("method", "model"), alarms, meta.get("per_series", False))
 
 
 def _summary_text(n: int, flagged: int, low: float, high: float, k: int, method: str,
-                  alarms: Any) -> str:
+                  alarms: Any, per_series: bool = False) -> str:
     """The summary line from its figures (also for a result that lives on Spark)."""
-    if n and low != high:
+    if per_series:
+        threshold = (f"a threshold per series ({low:.4g} to {high:.4g})" if low != high else
+                     f"a threshold per series ({low:.4g})")
+    elif n and low != high:
         threshold = f"adaptive threshold ({low:.4g} to {high:.4g})"
     else:
         threshold = f"threshold {low if n else float('nan'):.4g}"

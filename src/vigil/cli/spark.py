@@ -12,7 +12,7 @@ from vigil.cli.app import _said
 from vigil.cli.output import STATE, _events_rich_table, _summary_text, err, out, step
 from vigil.errors import ConfigError
 
-__all__ = ["spark_job", "check_engine"]
+__all__ = ["spark_job", "spark_demo", "check_engine"]
 
 
 def check_engine(engine: str, master: str | None, partition_by: str | None,
@@ -54,12 +54,18 @@ def spark_job(source: str, *, master: str | None, roles: dict[str, Any] | None =
             settings = dict(fit_settings or {})
             with step(f"Fitting {settings.get('method')} on {source} (Spark)"):
                 model = vs.fit(df, **(roles or {}), **settings)
-            _said(f"Fitted on {model.training_['sample']} ({model.training_['rows']:,} rows).")
+            if hasattr(model, "models_"):
+                _said(f"Fitted one {model.method} model on each of {len(model.models_)} series "
+                      f"({model.training_['rows']:,} rows in all).")
+            else:
+                _said(f"Fitted on {model.training_['sample']} ({model.training_['rows']:,} "
+                      "rows).")
         if save_to is not None:
             model.save(save_to)
+            cut = ("one per series" if hasattr(model, "models_") else
+                   f"threshold {model.threshold_:.4g}")
             _said(f"Model ({model.method}, {len(model.channels_)} channels: "
-                  f"{', '.join(model.channels_)}; threshold {model.threshold_:.4g}) written to "
-                  f"{save_to}")
+                  f"{', '.join(model.channels_)}; {cut}) written to {save_to}")
             return
         result = vs.score(df, model)
         if out_path is not None:
@@ -83,7 +89,7 @@ def spark_job(source: str, *, master: str | None, roles: dict[str, Any] | None =
                               "event number: --out).")
             out.print(_summary_text(totals["rows"], totals["flagged"], totals["threshold_min"],
                                     totals["threshold_max"], len(events), model.method,
-                                    model.alarms), soft_wrap=True)
+                                    model.alarms, hasattr(model, "models_")), soft_wrap=True)
         if out_path is not None:
             _said(f"Scores of all {totals['rows']:,} rows written to {out_path} (Parquet"
                   f"{', partitioned by day' if partition_by else ''})")
@@ -116,3 +122,28 @@ def _write(result: Any, model: Any, path: Path, partition_by: str | None) -> Non
         writer.write.mode("overwrite").partitionBy("day").parquet(str(path))
     else:
         writer.write.mode("overwrite").parquet(str(path))
+
+
+def spark_demo(model: Any, dataset: Any, batch: Any) -> None:
+    """The demo's model on Spark (local): the bundled rows as a Spark DataFrame, scored there,
+    and the flags and events compared with the batch demo's."""
+    import numpy as np
+
+    from vigil.engines import spark as vs
+    from vigil.engines.spark.summary import to_pandas
+
+    with step("Starting Spark (local[*])"):
+        spark = vs.session()
+    frame = dataset.frame.reset_index(drop=True)
+    with step(f"Scoring {len(frame)} rows on Spark"), vs.executor_errors():
+        scored = to_pandas(vs.score(spark.createDataFrame(frame), model))
+    scored = scored.sort_values(model.time_column_, kind="stable").reset_index(drop=True)
+    expected = batch.iloc[dataset.order].reset_index(drop=True)
+    flags = np.array_equal(scored["is_anomaly"], expected["is_anomaly"])
+    events = np.array_equal(scored["event"], expected["event"])
+    worst = float(np.max(np.abs(scored["score"] - expected["score"])))
+    _said(f"Spark: {len(scored)} rows scored, {int(scored['event'].max())} events; its flags "
+          f"{'equal' if flags and events else 'differ from'} the batch demo's"
+          + (f" on all {len(scored)} rows (largest score difference {worst:.3g})."
+             if flags and events else
+             f" on {int((scored['is_anomaly'] != expected['is_anomaly']).sum())} rows."))

@@ -46,6 +46,7 @@ def stream(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Most messages scored in one vectorised batch.")] = 10_000,
     max_latency_ms: Annotated[int, typer.Option("--max-latency-ms", min=1, help="Longest a batch waits to fill before it is scored.")] = 20,
     allowed_lateness: Annotated[Optional[str], typer.Option("--allowed-lateness", metavar="DURATION", help="Score rows that arrive out of time order in their place, up to this much event time behind their series' newest row (e.g. 30s, 5min, 2h; a number is seconds): rows are held that long and released in time order, so results equal a sorted file's. Rows later than that go to the dead-letter topic, as all out-of-order rows do by default.")] = None,
+    max_series: Annotated[int, typer.Option("--max-series", min=1, help="Most series one worker holds state for; messages of further series go to the dead-letter topic (a bound on memory against a flood of keys). Start more workers for more series.")] = 100_000,
     commit_interval_ms: Annotated[int, typer.Option("--commit-interval-ms", min=1, help="How often states and offsets are committed (and, with --exactly-once, a transaction ends).")] = 1000,
     max_messages: Annotated[Optional[int], typer.Option("--max-messages", min=1, help="Stop after this many input messages (for scripts and tests).")] = None,
     idle_exit: Annotated[Optional[float], typer.Option("--idle-exit", min=0, help="Stop after this many seconds without a message (counted from the partition assignment).")] = None,
@@ -74,6 +75,7 @@ def stream(
             changelog_topic=changelog, columns=_names(columns), batch_size=batch_size,
             max_latency_ms=max_latency_ms, commit_interval_ms=commit_interval_ms,
             allowed_lateness=_seconds(allowed_lateness, "--allowed-lateness"),
+            max_series=max_series,
             kafka=_kafka_config(kafka_config))
         _log_to_stderr()
         worker = Worker(model, config)

@@ -13,7 +13,8 @@ Format version 2 (written now)::
     detector/<state name>.npy    one per declared state array (``Detector.state_spec``)
 
 Member kinds are ``npy`` and ``json``; ``onnx`` and ``safetensors`` are names kept for later
-(refused with "upgrade vigil" today), as is a file ``kind`` "bundle" of per-series models.
+(refused with "upgrade vigil" today). A file of ``kind`` "bundle" holds a model per series
+(:mod:`vigil.persist.bundles`).
 Version 1 (no ``kind``, no checksum; ``"arrays": {name: {"member", "sha256"}}``) still loads.
 
 Loading trusts nothing in the file: the zip directory is sized first; only the members vigil
@@ -133,6 +134,10 @@ def _load(stream: IO[bytes]) -> Any:
                                                          _archive.MAX_MANIFEST_BYTES))
         manifest = _archive.parse_json(text, MANIFEST)
         version = _manifest.check_version(manifest)
+        if manifest.get("kind") == "bundle":
+            from vigil.persist.bundles import load_bundle
+
+            return load_bundle(archive, entries, manifest, TOTAL_BUDGET - len(text))
         listed = _manifest.members(manifest, version)
         _check_listed(entries, listed, version)
         _manifest.check_fields(manifest)

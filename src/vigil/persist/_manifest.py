@@ -23,8 +23,8 @@ MANIFEST = "manifest.json"
 #: Member kinds this vigil reads; the others are names kept for later formats.
 KINDS = ("npy", "json")
 LATER_KINDS = ("onnx", "safetensors")
-#: What a file holds: one model. ("bundle", a model per series, is kept for later.)
-FILE_KINDS = ("model",)
+#: What a file holds: one model, or a bundle of one model per series.
+FILE_KINDS = ("model", "bundle")
 #: Largest magnitude of a number in the threshold and alarm rules: sums and products of two
 #: such numbers stay finite (a cut-off of 1e300 is damage, not a fitted value).
 MAX_MAGNITUDE = 1e150

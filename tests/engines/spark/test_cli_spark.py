@@ -63,3 +63,9 @@ def test_the_spark_pipeline_example_runs():
     assert "Rows outside 3 sigma and outside the IQR fences" in done.stdout
     found = re.search(r"(\d+) anomalous rows of 30240 in (\d+) events", done.stdout)
     assert found and int(found.group(1)) > 0
+
+
+def test_demo_on_spark_flags_equal_the_batch_demo(tmp_path):
+    done = _run("demo", "--spark", "--out-dir", tmp_path / "demo")
+    assert done.returncode == 0, done.stderr
+    assert "its flags equal the batch demo's on all 30240 rows" in " ".join(done.stdout.split())

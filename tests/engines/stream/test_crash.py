@@ -78,7 +78,7 @@ def _worker(bootstrap, model_path, source, sink, group, exactly_once, session_ms
     return subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_assigned(process, timeout=60):
+def _wait_assigned(process, timeout=120):
     """Block until the worker logs its partition assignment (or exits)."""
     found = threading.Event()
 

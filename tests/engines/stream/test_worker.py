@@ -202,3 +202,35 @@ def test_rows_later_than_the_allowed_lateness_are_dead_letters(broker, topic, co
     headers = dict(dead[4])
     assert headers["vigil.reason"] == b"late" and headers["vigil.offset"] == b"110"
     assert b"more than the allowed lateness (300 s) earlier" in headers["vigil.error"]
+
+
+def test_a_flood_of_new_series_keys_cannot_grow_the_state_without_bound(broker, topic, config,
+                                                                        read_topic):
+    model = vigil.Model("zscore").fit(pd.DataFrame({"temperature": np.sin(np.arange(500))}))
+    source, sink = topic(1), topic(1)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(50):
+        producer.produce(source, b'{"temperature": 0.5}', f"key-{i}".encode())
+    producer.flush()
+    metrics = Worker(model, config(source, sink, emit="all", max_series=10)).run(idle_exit=1)
+    assert (metrics.scored, metrics.dead_letters) == (10, 40)  # ten series held, no more
+    dead = read_topic(f"{source}.dead-letter")
+    assert {dict(h)["vigil.reason"] for *_, h in dead} == {b"series"}
+
+
+def test_a_model_per_series_scores_each_series_with_its_own_model(broker, topic, config,
+                                                                 read_topic):
+    data = sensor_series()
+    train = data.groupby("pump", sort=False).head(200)
+    bundle = vigil.ModelBundle("subsequence_pca", series_column="pump",
+                               time_column="timestamp", window=20).fit(
+        train[train["pump"] != "pump-3"])
+    source, sink = _produce(broker, topic, data, 2), topic(2)
+    metrics = Worker(bundle, config(source, sink, emit="all")).run(idle_exit=1,
+                                                                   flush_at_exit=True)
+    results = _results(read_topic, sink)
+    seen = data[data["pump"] != "pump-3"]
+    assert metrics.dead_letters == 400  # pump-3 has no model: each of its rows, with the reason
+    _same_as_batch(results, _batch(bundle, seen))
+    reasons = {dict(h)["vigil.reason"] for *_, h in read_topic(f"{source}.dead-letter")}
+    assert reasons == {b"series"}

@@ -11,10 +11,11 @@ states the sample (``training_["sample"]``). The same rows fitted locally give t
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 from vigil._optional import require
+from vigil.engines.spark.errors import executor_errors
+from vigil.engines.spark.summary import to_pandas
 from vigil.errors import DataError
 from vigil.policy import LABEL_NAMES, TIME_NAMES
 
@@ -28,15 +29,17 @@ def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
         channels: list[str] | str | None = None, series_column: str | None = None,
         label_column: str | None = None, train_rows: int | None = None,
         sample_rows: int = SAMPLE_ROWS, threshold: Any = "pot", alarms: Any = "default",
-        **params: Any) -> Any:
+        per_series: bool = False, unseen: str = "error", **params: Any) -> Any:
     """A fitted :class:`vigil.Model` of ``method`` (``params`` are its parameters), from the
     first rows of each series of ``df`` (see the module docstring). Columns are found as the
     local reader finds them: the time column by name or type, a 0/1 label column by name
-    (never a channel), the numeric columns left as channels."""
-    require("pyspark", "spark", "the Spark engine")
-    from pyspark.sql import functions as F
-    from pyspark.sql.window import Window
+    (never a channel), the numeric columns left as channels.
 
+    With ``per_series`` a :class:`vigil.ModelBundle`: one model per series, each fitted on an
+    executor (``applyInPandas``) on the first ``train_rows`` (at most ``sample_rows``) rows of
+    its series; with ``unseen="fallback"`` one more, fitted on the driver's sample of all
+    series, scores series not seen here."""
+    require("pyspark", "spark", "the Spark engine")
     from vigil.io import from_frame
     from vigil.model import Model
 
@@ -50,20 +53,18 @@ def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
         if name is not None and name not in df.columns:
             raise DataError(f"column {name!r} is not in the DataFrame (it has: "
                             f"{', '.join(df.columns)}).")
+    if per_series:
+        if not series_column:
+            raise DataError("a model per series needs series_column (--series-column).")
+        return _fit_per_series(df, method, time_column, channels, series_column, label_column,
+                               min(int(train_rows or sample_rows), int(sample_rows)), unseen,
+                               sample_rows, dict(threshold=threshold, alarms=alarms, **params))
     n_series = df.select(series_column).distinct().count() if series_column else 1
     quota = max(1, math.ceil(int(sample_rows) / n_series))
     if train_rows is not None:
         quota = min(quota, int(train_rows))
-    tagged = df.withColumn("__vigil_row", F.monotonically_increasing_id())
-    order = [F.col(time_column).asc_nulls_first()] if time_column else []
-    window = (Window.partitionBy(series_column) if series_column else Window.partitionBy()
-              ).orderBy(*order, "__vigil_row")
-    first = (tagged.withColumn("__vigil_rank", F.row_number().over(window))
-             .where(F.col("__vigil_rank") <= quota))
-    with warnings.catch_warnings():  # pyspark's own notes on pandas 3, not the user's business
-        warnings.filterwarnings("ignore", module=r"pyspark\.")
-        collected = first.toPandas()
-    rows = (collected.sort_values("__vigil_row", kind="stable")
+    first = _first_rows(df, time_column, series_column, quota)
+    rows = (to_pandas(first).sort_values("__vigil_row", kind="stable")
             .drop(columns=["__vigil_row", "__vigil_rank"]).reset_index(drop=True))
     if not len(rows):
         raise DataError("the DataFrame has no rows to fit on.")
@@ -75,6 +76,71 @@ def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
         sample=(f"the first {quota} rows of each of {n_series} series in time order"
                 if series_column else f"the first {quota} rows in time order"))
     return model
+
+
+def _first_rows(df: Any, time_column: str | None, series_column: str | None,
+                quota: int) -> Any:
+    """The first ``quota`` rows of each series in time order (ties in input order), with their
+    row id ``__vigil_row`` and rank ``__vigil_rank``."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
+
+    tagged = df.withColumn("__vigil_row", F.monotonically_increasing_id())
+    order = [F.col(time_column).asc_nulls_first()] if time_column else []
+    window = (Window.partitionBy(series_column) if series_column else Window.partitionBy()
+              ).orderBy(*order, "__vigil_row")
+    return (tagged.withColumn("__vigil_rank", F.row_number().over(window))
+            .where(F.col("__vigil_rank") <= quota))
+
+
+def _fit_per_series(df: Any, method: str, time_column: str | None, channels: Any,
+                    series_column: str, label_column: str | None, quota: int, unseen: str,
+                    sample_rows: int, settings: dict[str, Any]) -> Any:
+    """One model per series, fitted on the executors; the models come back as .vigil bytes."""
+    import pandas as pd
+    from pyspark.sql import types as T
+
+    from vigil.bundle import ModelBundle
+    from vigil.model import load
+
+    bundle = ModelBundle(method, series_column=series_column, unseen=unseen,
+                         channels=channels, time_column=time_column,
+                         label_column=label_column, **settings)
+    names = df.columns
+    roles = {"channels": channels, "time_column": time_column, "label_column": label_column}
+    kwargs = {**settings, **roles}
+
+    def fit_series(rows: pd.DataFrame) -> pd.DataFrame:
+        import io as _io
+
+        from vigil.errors import DataError as _DataError
+        from vigil.model import Model
+
+        rows = rows.sort_values("__vigil_row", kind="stable")
+        name = rows[series_column].iloc[0]
+        try:
+            model = Model(method, **kwargs).fit(rows[[c for c in names if c != series_column]])
+        except _DataError as error:
+            raise _DataError(f"series {name!r}: "
+                             + str(error).replace("<DataFrame>: ", "", 1)) from None
+        buffer = _io.BytesIO()
+        model.save(buffer)
+        return pd.DataFrame({"series": [str(name)], "model": [buffer.getvalue()],
+                             "first": [int(rows["__vigil_row"].iloc[0])]})
+
+    schema = T.StructType([T.StructField("series", T.StringType()),
+                           T.StructField("model", T.BinaryType()),
+                           T.StructField("first", T.LongType())])
+    fitted = (_first_rows(df, time_column, series_column, quota)
+              .groupBy(series_column).applyInPandas(fit_series, schema))
+    with executor_errors():
+        models = to_pandas(fitted).sort_values("first", kind="stable")
+    bundle.models_ = {row.series: load(bytes(row.model)) for row in models.itertuples()}
+    if unseen == "fallback":
+        bundle.fallback_ = fit(df, method, time_column=time_column, channels=channels,
+                               series_column=series_column, label_column=label_column,
+                               train_rows=quota, sample_rows=sample_rows, **settings)
+    return bundle
 
 
 def _time_column(df: Any) -> str | None:

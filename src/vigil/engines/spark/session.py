@@ -57,6 +57,10 @@ def session(master: str | None = None, app_name: str = "vigil",
     # vigil's parity tests cover the conversions it makes, so the note is noise to a user.
     warnings.filterwarnings("ignore", message=_PANDAS_NOTE, category=FutureWarning)
     os.environ.setdefault("PYTHONWARNINGS", f"ignore:{_PANDAS_NOTE}:FutureWarning")
+    if "PYSPARK_SUBMIT_ARGS" not in os.environ:  # the JVM's own logging: errors only
+        log_config = os.path.join(os.path.dirname(__file__), "log4j2.properties")
+        os.environ["PYSPARK_SUBMIT_ARGS"] = (
+            f'--driver-java-options "-Dlog4j2.configurationFile=file:{log_config}" pyspark-shell')
     builder = SparkSession.builder.appName(app_name).master(master or "local[*]")
     settings = {"spark.ui.showConsoleProgress": "false",
                 "spark.executorEnv.PYTHONWARNINGS": os.environ["PYTHONWARNINGS"],

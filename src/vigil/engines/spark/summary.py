@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["events_and_totals", "plot_sample", "PLOT_ROWS"]
+__all__ = ["events_and_totals", "plot_sample", "to_pandas", "PLOT_ROWS"]
 
 #: Most rows a plot or report of a Spark result draws (the first rows of one series).
 PLOT_ROWS = 100_000
@@ -33,7 +33,7 @@ def events_and_totals(result: Any, model: Any) -> tuple[pd.DataFrame, dict[str, 
              F.max_by("driver", "score").alias("driver")]
     if series_col:
         parts.insert(0, F.max_by(series_col, "score").alias(series_col))
-    table = _pandas(result.where(F.col("event") > 0).groupBy("event").agg(*parts)
+    table = to_pandas(result.where(F.col("event") > 0).groupBy("event").agg(*parts)
                     .orderBy("event"))
     table["duration"] = table["end"] - table["start"] if time_col else table["rows"]
     columns = ["event"] + ([series_col] if series_col else []) + [
@@ -55,7 +55,7 @@ def plot_sample(result: Any, model: Any, rows: int = PLOT_ROWS) -> tuple[pd.Data
         part, what = result.where(F.col(series_col) == first), f"series {first!r}"
     if time_col:
         part = part.orderBy(time_col)
-    frame = _pandas(part.limit(rows))
+    frame = to_pandas(part.limit(rows))
     frame.attrs["vigil"] = {"time_column": time_col, "channels": list(model.channels_),
                             "label_column": None, "method": model.method,
                             "series_column": series_col}
@@ -64,7 +64,8 @@ def plot_sample(result: Any, model: Any, rows: int = PLOT_ROWS) -> tuple[pd.Data
     return frame, f"the first {len(frame):,} rows in time order of {what}"
 
 
-def _pandas(df: Any) -> pd.DataFrame:
+def to_pandas(df: Any) -> pd.DataFrame:
+    """``df.toPandas()`` without pyspark's notes on pandas 3."""
     with warnings.catch_warnings():  # pyspark's own notes on pandas 3
         warnings.filterwarnings("ignore", module=r"pyspark\.")
         return df.toPandas()

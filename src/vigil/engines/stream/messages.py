@@ -35,7 +35,8 @@ _NAT = np.iinfo(np.int64).min
 
 class BadMessage(Exception):
     """A message the worker cannot score; ``reason`` is a short code (``decode``, ``channel``,
-    ``value``, ``time``, ``late``, ``partition``, ``size``), ``str()`` the whole sentence."""
+    ``value``, ``time``, ``late``, ``partition``, ``size``, ``series``), ``str()`` the whole
+    sentence."""
 
     def __init__(self, reason: str, text: str) -> None:
         super().__init__(text)

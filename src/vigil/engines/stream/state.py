@@ -47,7 +47,7 @@ class SeriesState:
         #: The open anomaly event for --emit events: number, start time and offset, rows, peak
         #: score, its driver; None when none is open.
         self.event: dict[str, Any] | None = None
-        self.scorer = StreamScorer(model)
+        self.scorer = StreamScorer(_model_for(model, series))
 
     def to_bytes(self) -> bytes:
         """The changelog record."""
@@ -74,9 +74,17 @@ class SeriesState:
             state.held = [list(row) for row in d.get("held", [])]
             state.event = d["event"]
             state.scorer = StreamScorer.from_state(
-                model, json.dumps(d["scorer"], separators=(",", ":")).encode())
+                _model_for(model, state.series),
+                json.dumps(d["scorer"], separators=(",", ":")).encode())
         except ConfigError:
             raise
         except (ValueError, TypeError, KeyError, AttributeError) as error:
             raise ConfigError(f"a malformed changelog record: {str(error)[:120]}") from None
         return state
+
+
+def _model_for(model: Any, series: str) -> Any:
+    """The model that scores ``series``: the model itself, or a bundle's model of that series
+    (a DataError when the bundle has none for it and no fallback)."""
+    for_series = getattr(model, "for_series", None)
+    return model if for_series is None else for_series(series)

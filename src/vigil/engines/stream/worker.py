@@ -44,7 +44,7 @@ from vigil._optional import require
 from vigil.engines.stream.messages import BadMessage, Decoder, encode, parse_times
 from vigil.engines.stream.metrics import Metrics
 from vigil.engines.stream.state import SeriesState
-from vigil.errors import ConfigError, VigilError
+from vigil.errors import ConfigError, DataError, VigilError
 
 __all__ = ["StreamConfig", "Worker", "EMIT_MODES"]
 
@@ -82,12 +82,16 @@ class StreamConfig:
     #: scored in its place: rows are held that long (in event time) and released in time
     #: order. 0: no holding, a row older than its series' last one is a dead letter.
     allowed_lateness: float = 0.0
+    #: Most series one worker holds state for: messages of a series beyond it are dead letters
+    #: (reason ``series``), so a flood of new keys cannot grow the memory without bound.
+    max_series: int = 100_000
     kafka: dict[str, Any] = field(default_factory=dict)  # more librdkafka settings
 
     def __post_init__(self) -> None:
         if self.emit not in EMIT_MODES:
             raise ConfigError(f"emit must be one of {', '.join(EMIT_MODES)}. Got {self.emit!r}.")
-        for name in ("batch_size", "max_latency_ms", "commit_interval_ms", "max_message_bytes"):
+        for name in ("batch_size", "max_latency_ms", "commit_interval_ms", "max_message_bytes",
+                     "max_series"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be 1 or more. Got {getattr(self, name)}.")
         if not float(self.allowed_lateness) >= 0:
@@ -331,7 +335,18 @@ class Worker:
     def _score(self, series: str, group: list[Any], times: list[int]) -> None:
         state = self.series.get(series)
         if state is None:
-            state = SeriesState(self.model, series, group[0][1])
+            if len(self.series) >= self.config.max_series:
+                bad = BadMessage("series", f"this worker already holds {len(self.series)} "
+                                 f"series (max_series); series {series[:80]!r} is not scored")
+                for m, *_ in group:
+                    self._dead_letter(m, bad)
+                return
+            try:
+                state = SeriesState(self.model, series, group[0][1])
+            except DataError as error:  # a bundle without this series (and no fallback)
+                for m, *_ in group:
+                    self._dead_letter(m, BadMessage("series", str(error)))
+                return
             self._adopt(state)
         lateness = self._lateness_ns
         taken: list[list[Any]] = []  # [time ns, offset, raw time, values, ts_ms]
@@ -421,7 +436,7 @@ class Worker:
         self.metrics.scored += k
         now_ms = time.time() * 1000
         if emit == "events":
-            chosen = self._event_messages(state, metas, score, event, driver, final)
+            chosen = self._event_messages(state, metas, score, threshold, event, driver, final)
         else:
             picked = range(k) if emit == "all" else np.flatnonzero(event).tolist()
             chosen = [self._row(state, metas[i], score[i], threshold[i], event[i],
@@ -445,7 +460,8 @@ class Worker:
                 "offset": int(offset)}
 
     def _event_messages(self, state: SeriesState, metas: list[Any], score: np.ndarray,
-                        event: np.ndarray, driver: Any, final: bool) -> list[dict[str, Any]]:
+                        threshold: np.ndarray, event: np.ndarray, driver: Any,
+                        final: bool) -> list[dict[str, Any]]:
         """An ``open`` message for the first row of each event, a ``close`` message once a row
         outside it follows (or the stream ends, with ``final``)."""
         messages = []
@@ -462,7 +478,7 @@ class Worker:
                                "peak": float(score[i]), "driver": None}
                 messages.append(dict(base, kind="open", time=metas[i][1], offset=metas[i][0],
                                      event=number, score=float(score[i]),
-                                     threshold=float(self.model.threshold_),
+                                     threshold=float(threshold[i]),
                                      driver=None if driver is None else str(driver[i])))
             if number:
                 e = state.event

@@ -99,3 +99,16 @@ def test_bad_input_gets_the_local_engines_clear_error(spark):
     with pytest.raises(DataError, match="^series 'pump-2': channel 'pressure' has no values"):
         with executor_errors():
             score(spark.createDataFrame(empty_channel), model).collect()
+
+
+def test_one_model_per_series_fits_on_the_executors_and_scores_as_locally(spark):
+    data = pumps()
+    df = spark.createDataFrame(data)
+    bundle = fit(df, "subsequence_pca", series_column="pump", train_rows=200, per_series=True,
+                 window=20)
+    local = vigil.ModelBundle("subsequence_pca", series_column="pump", time_column="timestamp",
+                              window=20).fit(data.groupby("pump", sort=False).head(200))
+    assert list(bundle.models_) == list(local.models_) == ["pump-1", "pump-2", "pump-3"]
+    for name in local.models_:
+        assert bundle.models_[name].threshold_ == local.models_[name].threshold_
+    assert_same(spark_result(spark, bundle, data), local.detect(data))
