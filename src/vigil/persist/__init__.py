@@ -61,6 +61,13 @@ def save(model: Any, target: str | os.PathLike[str] | IO[bytes]) -> None:
         text = _manifest.build(model, members)  # fails before any file is touched
     except ModelFileError as exc:
         raise ConfigError(f"cannot save the model: {exc}") from None
+    write_archive(target, text, blobs)
+
+
+def write_archive(target: str | os.PathLike[str] | IO[bytes], text: str,
+                  blobs: dict[str, bytes]) -> None:
+    """The manifest ``text`` and members ``blobs`` as a zip to ``target``: a binary file
+    object, or a path written whole or not at all."""
     if not isinstance(target, (str, os.PathLike)):
         buffer = _io.BytesIO()
         _write(buffer, text, blobs)

@@ -44,7 +44,7 @@ def save_bundle(bundle: Any, target: str | os.PathLike[str] | IO[bytes]) -> None
     """Write a fitted :class:`vigil.ModelBundle` (a path, written whole or not at all, or a
     binary file object)."""
     from vigil.errors import ConfigError
-    from vigil.persist import _write
+    from vigil.persist import write_archive
 
     if len(bundle.models_) > MAX_SERIES:
         raise ConfigError(f"a bundle file holds at most {MAX_SERIES} series; this one has "
@@ -68,20 +68,7 @@ def save_bundle(bundle: Any, target: str | os.PathLike[str] | IO[bytes]) -> None
                              "sha256": hashlib.sha256(b).hexdigest()} for n, b in blobs.items()]}
     manifest["checksum"] = checksum(manifest)
     text = json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False)
-    if not isinstance(target, (str, os.PathLike)):
-        buffer = _io.BytesIO()
-        _write(buffer, text, blobs)
-        target.write(buffer.getvalue())
-        return
-    path = os.fspath(target)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    try:
-        _write(tmp, text, blobs)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_archive(target, text, blobs)
 
 
 def load_bundle(archive: zipfile.ZipFile, entries: dict[str, zipfile.ZipInfo],
