@@ -1,6 +1,8 @@
 """Spark gives the local engine's scores, flags and events: every method, several series,
 gaps and repeated timestamps, rows in any order."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -112,3 +114,30 @@ def test_one_model_per_series_fits_on_the_executors_and_scores_as_locally(spark)
     for name in local.models_:
         assert bundle.models_[name].threshold_ == local.models_[name].threshold_
     assert_same(spark_result(spark, bundle, data), local.detect(data))
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl", ".csv"])
+def test_files_folders_and_globs_of_each_format_score_as_locally(spark, tmp_path, suffix):
+    from vigil.engines.spark.reading import read
+
+    data = pumps()
+    model = local_model("zscore", data, 200)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for k, part in enumerate([data.iloc[:600], data.iloc[600:]]):
+        path = folder / f"part-{k}{suffix}"
+        if suffix == ".parquet":
+            part.to_parquet(path, index=False)
+        elif suffix == ".jsonl":  # every digit kept (pandas' to_json keeps 10)
+            records = part.assign(timestamp=part["timestamp"].astype(str)).to_dict("records")
+            path.write_text("".join(json.dumps(r) + "\n" for r in records).replace(
+                "NaN", "null"))
+        else:
+            part.to_csv(path, index=False)
+    expected = model.detect(from_frame(data, series_column="pump", time_column="timestamp"))
+    for source in (folder, folder / f"*{suffix}"):
+        out = score(read(spark, str(source)), model).toPandas()
+        assert sorted(out["score"]) == sorted(expected["score"])
+        assert out["event"].max() == expected["event"].max()
+    with pytest.raises(DataError, match="no such file or folder"):
+        read(spark, str(tmp_path / f"missing{suffix}"))

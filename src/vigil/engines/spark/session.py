@@ -56,6 +56,8 @@ def session(master: str | None = None, app_name: str = "vigil",
     # pyspark 4.x warns on every pandas conversion that it does not fully support pandas 3;
     # vigil's parity tests cover the conversions it makes, so the note is noise to a user.
     warnings.filterwarnings("ignore", message=_PANDAS_NOTE, category=FutureWarning)
+    warnings.filterwarnings("ignore", message="The copy keyword is deprecated",
+                            module=r"pyspark\.")
     os.environ.setdefault("PYTHONWARNINGS", f"ignore:{_PANDAS_NOTE}:FutureWarning")
     if "PYSPARK_SUBMIT_ARGS" not in os.environ:  # the JVM's own logging: errors only
         log_config = os.path.join(os.path.dirname(__file__), "log4j2.properties")
