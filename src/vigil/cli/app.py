@@ -179,21 +179,28 @@ def _report(model: Any, data: Any, out_path: Path | None, plot_path: Path | None
         with step(f"Writing {out_path}"):
             write_scores(result, out_path)
         _said(f"Scores of all {len(result)} rows written to {out_path}")
+    _pictures(result, model, plot_path, report_path, data.source)
+    if fail_on_anomaly and bool(result["is_anomaly"].any()):
+        raise typer.Exit(1)
+    return result
+
+
+def _pictures(result: Any, model: Any, plot_path: Path | None, report_path: Path | None,
+              source: str, what: str | None = None) -> None:
+    """Write the PNG plot and the HTML report of a ``detect`` result where asked; ``what``
+    says which rows they show when not all."""
     if plot_path is not None:
         from vigil.report import plot
 
         with step(f"Plotting to {plot_path}"):
             plot(result, plot_path)
-        _said(f"Plot written to {plot_path}")
+        _said(f"Plot{f' of {what}' if what else ''} written to {plot_path}")
     if report_path is not None:
         from vigil.report_html import write_report
 
         with step(f"Writing report {report_path}"):
-            write_report(result, report_path, model=model, source=data.source)
-        _said(f"Report written to {report_path}")
-    if fail_on_anomaly and bool(result["is_anomaly"].any()):
-        raise typer.Exit(1)
-    return result
+            write_report(result, report_path, model=model, source=source)
+        _said(f"Report{f' on {what}' if what else ''} written to {report_path}")
 
 
 def _said(text: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from vigil.cli.app import _said
+from vigil.cli.app import _pictures, _said
 from vigil.cli.output import STATE, _events_rich_table, _summary_text, err, out, step
 from vigil.errors import ConfigError
 
@@ -95,18 +95,7 @@ def spark_job(source: str, *, master: str | None, roles: dict[str, Any] | None =
                   f"{', partitioned by day' if partition_by else ''})")
         if plot_path is not None or report_path is not None:
             frame, what = plot_sample(result, model)
-            if plot_path is not None:
-                from vigil.report import plot
-
-                with step(f"Plotting to {plot_path}"):
-                    plot(frame, plot_path)
-                _said(f"Plot of {what} written to {plot_path}")
-            if report_path is not None:
-                from vigil.report_html import write_report
-
-                with step(f"Writing report {report_path}"):
-                    write_report(frame, report_path, model=model, source=source)
-                _said(f"Report on {what} written to {report_path}")
+            _pictures(frame, model, plot_path, report_path, source, what)
     if fail_on_anomaly and totals["flagged"]:
         raise typer.Exit(1)
 
