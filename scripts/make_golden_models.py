@@ -36,7 +36,12 @@ CONFIGS = {
     "isolation_forest_window": {"method": "isolation_forest", "n_estimators": 20, "window": 8},
     "stuck": {"method": "stuck"},
     "modes": {"method": "modes"},
+    "one_class_svm": {"method": "one_class_svm"},
+    "lof": {"method": "lof", "window": 4},
+    "random_forest": {"method": "random_forest", "n_estimators": 20},
 }
+#: The rows of ``frame``'s spikes: the labels a supervised method learns from.
+SPIKES = [400, 900, 1300]
 
 
 def frame(rows: int = 1500, seed: int = 11) -> pd.DataFrame:
@@ -48,7 +53,7 @@ def frame(rows: int = 1500, seed: int = 11) -> pd.DataFrame:
         "temperature": np.round(20 + 3 * np.sin(2 * np.pi * t / 720) + rng.normal(0, 0.3, rows), 3),
         "pressure": np.round(6 + rng.normal(0, 0.02, rows), 4),
     })
-    data.loc[[400, 900, 1300], "temperature"] += [8.0, -7.0, 6.5]
+    data.loc[SPIKES, "temperature"] += [8.0, -7.0, 6.5]
     return data
 
 
@@ -60,7 +65,9 @@ def main() -> None:
         if sys.argv[1:] and name not in sys.argv[1:]:
             continue
         params = dict(config)
-        model = vigil.Model(params.pop("method"), **params).fit(GOLDEN / "input.csv")
+        model = vigil.Model(params.pop("method"), **params)
+        labels = np.isin(np.arange(len(data)), SPIKES).astype(int)
+        model.fit(GOLDEN / "input.csv", labels=labels)
         model.save(GOLDEN / f"{name}.vigil")
         result = model.detect(GOLDEN / "input.csv")
         result[["score", "is_anomaly"]].to_csv(GOLDEN / f"{name}.expected.csv", index=False,

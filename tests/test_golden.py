@@ -34,8 +34,12 @@ def test_golden_model_gives_its_recorded_scores(name):
     assert result["is_anomaly"].tolist() == expected["is_anomaly"].tolist()
 
 
+#: Methods added after format 2: their golden files are version 2.
+SINCE_FORMAT_2 = {"one_class_svm", "lof", "random_forest"}
+
+
 def test_the_golden_files_are_format_version_1():
-    for name in MODELS:
+    for name in sorted(set(MODELS) - SINCE_FORMAT_2):
         with zipfile.ZipFile(GOLDEN / f"{name}.vigil") as archive:
             assert json.loads(archive.read("manifest.json"))["format_version"] == 1, name
 

@@ -20,7 +20,7 @@ import pandas as pd
 from vigil import io
 from vigil.alarms import Alarms, make_alarms
 from vigil.detectors import DEFAULT_METHOD, Detector, make_detector
-from vigil.errors import DataError, FitWarning, NotFittedError
+from vigil.errors import ConfigError, DataError, FitWarning, NotFittedError
 from vigil.thresholds import Threshold, make_threshold
 
 #: Rows scored per step when progress is reported; the detector chunks further by memory.
@@ -84,12 +84,24 @@ class Model:
     def fit(self, data: Any, labels: np.ndarray | None = None) -> Model:
         """Fit the detector on ``data`` and the threshold on its scores of that data.
 
-        ``labels`` is accepted for the supervised methods and ignored by the others.
+        A supervised method (``random_forest``) learns from ``labels`` (0/1 per row, in input
+        order) or else from the data's label column; the others ignore both.
         """
         ds = self._dataset(data, fitting=True)
         X = ds.values()[ds.order]
         _warn_constant(X, ds.channels)
-        self.detector.fit(X)
+        y = None
+        if self.detector.supervised:
+            y = labels if labels is not None else ds.labels()
+            if y is None:
+                raise ConfigError(
+                    f"{self.method} is supervised and {ds.source} has no label column: name "
+                    "its 0/1 column with --label-column (Model(label_column=...)).")
+            y = np.asarray(y)
+            if y.shape != (len(ds),):
+                raise DataError(f"{len(y)} labels for {len(ds)} rows of {ds.source}.")
+            y = y[ds.order]
+        self.detector.fit(X, y)
         self.channels_ = list(ds.channels)
         self.time_column_ = ds.time_column
         self.series_column_ = ds.series_column

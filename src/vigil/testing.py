@@ -29,6 +29,23 @@ def _fresh(det: Detector) -> Detector:
     return type(det)(**det.get_params())
 
 
+def _labelled(det: Detector, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``X`` and no labels; for a supervised detector, a copy of ``X`` with spikes added (every
+    40th row of channel 0, +8) and labels marking them: what the checks that score spikes
+    expect it to have learnt."""
+    if not det.supervised:
+        return X, None
+    X, y = X.copy(), np.zeros(len(X), dtype=np.int8)
+    y[7::40] = 1
+    X[7::40, 0] += 8.0
+    return X, y
+
+
+def _fit(det: Detector, X: np.ndarray) -> Detector:
+    """``det.fit(X)``, with labels (of a spiked copy of ``X``) for a supervised detector."""
+    return det.fit(*_labelled(det, X))
+
+
 def check_detector(detector: Detector | str) -> None:
     """Run every contract check on ``detector`` (an instance or a registered name); raise
     AssertionError naming the broken rule."""
@@ -47,7 +64,7 @@ def check_unfitted_refused(det: Detector) -> None:
 
 def check_scores_shape_dtype_finite(det: Detector) -> None:
     X = _series()
-    scores = det.fit(X).score(X)
+    scores = _fit(det, X).score(X)
     assert scores.shape == (len(X),), f"{det.name}: one score per row, got {scores.shape}"
     assert scores.dtype == np.float64, f"{det.name}: scores must be float64, got {scores.dtype}"
     assert np.isfinite(scores).all(), f"{det.name}: scores must be finite"
@@ -61,13 +78,13 @@ def check_scores_shape_dtype_finite(det: Detector) -> None:
 
 def check_deterministic(det: Detector) -> None:
     X = _series()
-    first = _fresh(det).fit(X).score(X)
-    second = _fresh(det).fit(X).score(X)
+    first = _fit(_fresh(det), X).score(X)
+    second = _fit(_fresh(det), X).score(X)
     assert np.array_equal(first, second), f"{det.name}: same data and params, other scores"
 
 
 def check_wrong_channel_count_refused(det: Detector) -> None:
-    det.fit(_series(d=3))
+    _fit(det, _series(d=3))
     try:
         det.score(_series(d=2))
     except DataError:
@@ -77,7 +94,7 @@ def check_wrong_channel_count_refused(det: Detector) -> None:
 
 def check_non_finite_refused(det: Detector) -> None:
     X = _series()
-    det.fit(X)
+    _fit(det, X)
     X[5, 1] = np.nan
     try:
         det.score(X)
@@ -89,7 +106,7 @@ def check_non_finite_refused(det: Detector) -> None:
 def check_constant_channel(det: Detector) -> None:
     X = _series()
     X[:, 1] = 7.0
-    det.fit(X)
+    _fit(det, X)
     changed = X.copy()
     changed[300, 1] = 8.0
     for data in (X, changed):
@@ -109,7 +126,7 @@ def check_spikes_score_high(det: Detector) -> None:
     if "spike" not in det.kinds:
         return
     X = _series(seed=1)
-    det.fit(X)
+    _fit(det, X)
     spiked = X.copy()
     rows = [150, 320, 480]
     spiked[rows, 0] += 8.0
@@ -121,7 +138,7 @@ def check_stuck_run_scores_high(det: Detector) -> None:
     if "stuck" not in det.kinds:
         return
     X = _series(seed=1)
-    det.fit(X)
+    _fit(det, X)
     stuck = X.copy()
     stuck[200:400, 0] = stuck[200, 0]  # channel 0 freezes for 200 rows
     scores = det.score(stuck)
@@ -135,14 +152,14 @@ def check_stuck_run_scores_high(det: Detector) -> None:
 
 def check_chunked_equals_whole(det: Detector) -> None:
     X = _series(n=5000)
-    whole = det.fit(X).score(X)
+    whole = _fit(det, X).score(X)
     det.chunk_bytes = 1  # forces the smallest chunks
     assert np.array_equal(det.score(X), whole), f"{det.name}: chunked scores differ from whole"
 
 
 def check_scores_with_channels_in_one_pass(det: Detector) -> None:
     X = _series(n=3000)
-    det.fit(X)
+    _fit(det, X)
     scores, parts = det.score_with_channels(X)
     assert np.array_equal(scores, det.score(X)), f"{det.name}: score_with_channels changed scores"
     if det.attributes:
@@ -156,7 +173,8 @@ def check_save_load_identical(det: Detector) -> None:
     from vigil.model import Model, load
 
     X = _series()
-    model = Model(det.name, **det.get_params()).fit(X)
+    training, labels = _labelled(det, X)
+    model = Model(det.name, **det.get_params()).fit(training, labels=labels)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.vigil"
         model.save(path)
@@ -167,7 +185,7 @@ def check_save_load_identical(det: Detector) -> None:
 def check_state_declared(det: Detector) -> None:
     """Every public attribute ``_fit`` sets (a name ending in ``_``) is declared fitted state,
     so the model file saves it; and the saved state passes the declaration on reload."""
-    det.fit(_series())
+    _fit(det, _series())
     fitted = {k for k in vars(det) if k.endswith("_") and not k.startswith("_")}
     undeclared = sorted(fitted - set(det.state_spec()))
     assert not undeclared, f"{det.name}: fitted state {undeclared} is not declared in fitted_state"

@@ -78,6 +78,21 @@ METHODS: dict[str, MethodInfo] = {
         "unsupervised Isolation Forest (Liu et al. 2008); optional window of past rows",
         needs="window (optional)",
     ),
+    "one_class_svm": MethodInfo(
+        "vigil.detectors.one_class_svm:OneClassSVM",
+        "One-Class SVM (RBF) boundary around the training rows; quadratic: max_train rows",
+        needs="window (optional)",
+    ),
+    "lof": MethodInfo(
+        "vigil.detectors.lof:LocalOutlierFactor",
+        "Local Outlier Factor against the training rows; quadratic: max_train rows",
+        needs="window (optional)",
+    ),
+    "random_forest": MethodInfo(
+        "vigil.detectors.random_forest:RandomForest",
+        "supervised: class-weighted random forest's anomaly probability",
+        needs="labels",
+    ),
     "stuck": MethodInfo(
         "vigil.detectors.stuck:StuckSensor",
         "stuck sensor: current run of one repeated value over the longest run held in training",

@@ -56,22 +56,36 @@ def heap_from_sklearn(forest: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     (float32[T, 2^D - 1]) and ``leaf_value`` (float64[T, 2^D]: the leaf's depth plus
     c(samples in the leaf), i.e. scikit-learn's ``depth + c(n) - 1`` with a root depth of 1).
     """
+    def path_length(tree: Any) -> np.ndarray:
+        # exactly scikit-learn's per-leaf expression, so the sums match bit for bit
+        return tree.compute_node_depths() + average_path_length(tree.n_node_samples) - 1.0
+
     depth = int(np.ceil(np.log2(max(forest.max_samples_, 2))))
-    n_trees, n_internal = len(forest.estimators_), 2**depth - 1
+    trees = [est.tree_ for est in forest.estimators_]
+    return heap_from_trees(trees, forest.estimators_features_, depth, path_length)
+
+
+def heap_from_trees(trees: list[Any], columns: list[np.ndarray], depth: int,
+                    node_value: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flatten fitted scikit-learn trees (``tree_`` objects) of depth at most ``depth`` into
+    heap arrays ``feature``, ``threshold`` and ``leaf_value`` (see :func:`heap_from_sklearn`);
+    ``columns[t]`` maps tree ``t``'s features to columns of the scored row, and
+    ``node_value(tree)`` gives a value per node, read at the leaves.
+    """
+    n_trees, n_internal = len(trees), 2**depth - 1
     feature = np.zeros((n_trees, n_internal), dtype=np.int32)
     threshold = np.full((n_trees, n_internal), np.inf, dtype=np.float32)
     # one slot per heap position of all D + 1 levels; pushed down to the bottom level below
     value = np.full((n_trees, 2 * n_internal + 1), np.nan)
-    for t, (est, columns) in enumerate(zip(forest.estimators_, forest.estimators_features_)):
-        tree = est.tree_
+    for t, (tree, cols) in enumerate(zip(trees, columns)):
         node_depth = tree.compute_node_depths()  # the root has depth 1
+        if node_depth.max() > depth + 1:
+            raise ValueError(f"tree {t} is deeper than {depth}")
         heap = _heap_positions(tree.children_left, tree.children_right, node_depth)
         internal = tree.children_left != -1
-        feature[t, heap[internal]] = np.asarray(columns)[tree.feature[internal]]
+        feature[t, heap[internal]] = np.asarray(cols)[tree.feature[internal]]
         threshold[t, heap[internal]] = floor_to_float32(tree.threshold[internal])
-        # exactly scikit-learn's per-leaf expression, so the sums match bit for bit
-        leaf_value = node_depth + average_path_length(tree.n_node_samples) - 1.0
-        value[t, heap[~internal]] = leaf_value[~internal]
+        value[t, heap[~internal]] = np.asarray(node_value(tree))[~internal]
     for level in range(depth):  # a leaf above the bottom hands its value to both children
         first, last = 2**level - 1, 2 ** (level + 1) - 1
         for side in (1, 2):

@@ -105,6 +105,9 @@ class Detector:
     #: Every value-based method sees at least a value far off; a method that does not (one
     #: that looks only at how values repeat, say) declares what it is for instead.
     kinds: ClassVar[tuple[str, ...]] = ("spike",)
+    #: Learns from labelled rows: ``fit(X, y)`` needs ``y`` (0 normal, 1 anomaly, both present)
+    #: and the subclass writes ``_fit_labelled(X, y)`` instead of ``_fit(X)``.
+    supervised: ClassVar[bool] = False
     fitted_state: ClassVar[dict[str, StateSpec]] = {}
 
     def __init__(self, **params: Any) -> None:
@@ -126,16 +129,25 @@ class Detector:
         return f"{type(self).__name__}({args})"
 
     # -- public API: validate, convert, dispatch -------------------------------------------
-    def fit(self, X: np.ndarray) -> Detector:
-        """Learn normal behaviour from ``X`` (``float64[n, d]``, rows in time order)."""
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> Detector:
+        """Learn normal behaviour from ``X`` (``float64[n, d]``, rows in time order).
+
+        ``y`` (0/1 per row, 1 = anomaly) is what a ``supervised`` method learns from; the
+        others ignore it.
+        """
         self._validate_params()
         X = self._check_array(X)
         if len(X) < self.min_rows:
             raise DataError(
                 f"{self.name} needs at least {self.min_rows} rows to fit; got {len(X)}."
             )
+        if self.supervised:
+            y = self._check_labels(y, len(X))
         self.n_channels_ = X.shape[1]
-        self._fit(X)
+        if self.supervised:
+            self._fit_labelled(X, y)
+        else:
+            self._fit(X)
         return self
 
     def score(self, X: np.ndarray) -> np.ndarray:
@@ -180,6 +192,9 @@ class Detector:
 
     # -- what subclasses write -------------------------------------------------------------
     def _fit(self, X: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _fit_labelled(self, X: np.ndarray, y: np.ndarray) -> None:
         raise NotImplementedError
 
     def _score(self, X: np.ndarray) -> np.ndarray:
@@ -256,6 +271,29 @@ class Detector:
                     f"Got {value!r}."
                 )
         self._validate_extra()
+
+    def _check_labels(self, y: np.ndarray | None, n: int) -> np.ndarray:
+        if y is None:
+            raise ConfigError(
+                f"{self.name} is supervised: it learns from labelled rows. Give the 0/1 label "
+                "column (--label-column, or Model(label_column=...)), or choose an "
+                "unsupervised method."
+            )
+        y = np.asarray(y)
+        if y.shape != (n,):
+            raise DataError(f"{self.name}: expected one label per row ({n}); got shape {y.shape}.")
+        if not np.isin(y, (0, 1)).all():
+            raise DataError(f"{self.name}: labels must be 0 (normal) or 1 (anomaly).")
+        y = y.astype(np.int8)
+        classes = np.unique(y)
+        if len(classes) < 2:
+            only = "normal (0)" if classes[0] == 0 else "anomalies (1)"
+            raise DataError(
+                f"{self.name}: the training labels hold {only} only; a classifier needs both "
+                "classes. Train on rows that include labelled anomalies (more --train-rows), "
+                "or choose an unsupervised method."
+            )
+        return y
 
     def _require_fitted(self) -> None:
         if not hasattr(self, "n_channels_"):
