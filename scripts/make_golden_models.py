@@ -39,6 +39,10 @@ CONFIGS = {
     "one_class_svm": {"method": "one_class_svm"},
     "lof": {"method": "lof", "window": 4},
     "random_forest": {"method": "random_forest", "n_estimators": 20},
+    "autoencoder": {"method": "autoencoder", "epochs": 3},
+    "vae": {"method": "vae", "epochs": 3},
+    "transformer": {"method": "transformer", "epochs": 3},
+    "gan": {"method": "gan", "epochs": 3},
 }
 #: The rows of ``frame``'s spikes: the labels a supervised method learns from.
 SPIKES = [400, 900, 1300]

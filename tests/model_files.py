@@ -36,7 +36,7 @@ def manifest_of(data: bytes) -> dict:
 
 def sign(manifest: dict) -> dict:
     """The manifest with its checksum recomputed (version 2), as an editor would."""
-    if manifest.get("format_version") == 2:
+    if manifest.get("format_version") in (2, 3):
         manifest["checksum"] = checksum(manifest)
     return manifest
 
@@ -58,7 +58,7 @@ def with_text_manifest(data: bytes, text: str | bytes) -> bytes:
 
 
 def entry(manifest: dict, name: str) -> dict | None:
-    if manifest.get("format_version") == 2:
+    if manifest.get("format_version") in (2, 3):
         return next((m for m in manifest["members"] if m["name"] == name), None)
     return next((m for m in manifest.get("arrays", {}).values() if m["member"] == name), None)
 
@@ -72,14 +72,14 @@ def with_member(data: bytes, name: str, blob: bytes | None, key: str | None = No
     old = entry(manifest, name)
     if blob is None:
         parts.pop(name, None)
-        if manifest.get("format_version") == 2:
+        if manifest.get("format_version") in (2, 3):
             manifest["members"].remove(old)
         else:
             manifest["arrays"] = {k: v for k, v in manifest["arrays"].items() if v is not old}
     else:
         parts[name] = blob
         digest = hashlib.sha256(blob).hexdigest()
-        if manifest.get("format_version") == 2:
+        if manifest.get("format_version") in (2, 3):
             if old is None:
                 old = {"name": name, "kind": "npy"}
                 manifest["members"].append(old)

@@ -25,33 +25,39 @@ def test_every_registered_method_has_a_golden_file():
     assert {name.split("_window")[0] for name in MODELS} >= set(vigil.methods())
 
 
+def _same_scores(name, result, expected):
+    # onnxruntime picks its float32 kernels by CPU, so a graph's last bits may differ elsewhere
+    tolerance = 1e-5 if name in DEEP else 1e-12
+    np.testing.assert_allclose(result["score"], expected["score"], rtol=tolerance,
+                               atol=tolerance)
+    assert result["is_anomaly"].tolist() == expected["is_anomaly"].tolist()
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_golden_model_gives_its_recorded_scores(name):
     model = vigil.load(GOLDEN / f"{name}.vigil")
     expected = pd.read_csv(GOLDEN / f"{name}.expected.csv")
-    result = model.detect(GOLDEN / "input.csv")
-    np.testing.assert_allclose(result["score"], expected["score"], rtol=1e-12, atol=1e-12)
-    assert result["is_anomaly"].tolist() == expected["is_anomaly"].tolist()
+    _same_scores(name, model.detect(GOLDEN / "input.csv"), expected)
 
 
-#: Methods added after format 2: their golden files are version 2.
+#: Methods added after format 2: their golden files are version 2 (3 for the deep ones).
 SINCE_FORMAT_2 = {"one_class_svm", "lof", "random_forest"}
+DEEP = {"autoencoder", "vae", "transformer", "gan"}  # format 3: an ONNX graph
 
 
 def test_the_golden_files_are_format_version_1():
-    for name in sorted(set(MODELS) - SINCE_FORMAT_2):
+    for name in sorted(set(MODELS) - SINCE_FORMAT_2 - DEEP):
         with zipfile.ZipFile(GOLDEN / f"{name}.vigil") as archive:
             assert json.loads(archive.read("manifest.json"))["format_version"] == 1, name
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_golden_model_saved_as_version_2_gives_its_recorded_scores(name):
+def test_golden_model_saved_again_gives_its_recorded_scores(name):
     buffer = io.BytesIO()
     vigil.load(GOLDEN / f"{name}.vigil").save(buffer)
     with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
-        assert json.loads(archive.read("manifest.json"))["format_version"] == 2
+        version = json.loads(archive.read("manifest.json"))["format_version"]
+    assert version == (3 if name in DEEP else 2)
     model = vigil.load(buffer.getvalue())
     expected = pd.read_csv(GOLDEN / f"{name}.expected.csv")
-    result = model.detect(GOLDEN / "input.csv")
-    np.testing.assert_allclose(result["score"], expected["score"], rtol=1e-12, atol=1e-12)
-    assert result["is_anomaly"].tolist() == expected["is_anomaly"].tolist()
+    _same_scores(name, model.detect(GOLDEN / "input.csv"), expected)

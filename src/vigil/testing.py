@@ -189,7 +189,7 @@ def check_state_declared(det: Detector) -> None:
     fitted = {k for k in vars(det) if k.endswith("_") and not k.startswith("_")}
     undeclared = sorted(fitted - set(det.state_spec()))
     assert not undeclared, f"{det.name}: fitted state {undeclared} is not declared in fitted_state"
-    _fresh(det).set_state(det.get_state())
+    _fresh(det).set_graphs(det.get_graphs()).set_state(det.get_state())
 
 
 CHECKS: list[Callable[[Detector], None]] = [

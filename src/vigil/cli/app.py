@@ -14,7 +14,7 @@ from vigil import __version__
 from vigil.alarms import Alarms, make_alarms
 from vigil.detectors import parse_param_value
 from vigil.errors import ConfigError
-from vigil.cli.output import STATE, event_report, fail, out, progress_bar, step
+from vigil.cli.output import STATE, event_report, fail, out, progress_bar, step, training_bar
 
 app = typer.Typer(
     name="vigil",
@@ -162,8 +162,17 @@ def _fit(method: str, threshold: str, params: dict[str, Any], data: Any,
     from vigil.model import Model
 
     model = Model(method, threshold=threshold, alarms=alarms, **params)
-    with step(f"Fitting {method} on {len(data)} rows"):
-        return model.fit(data)
+    if not model.detector.reports_progress:
+        with step(f"Fitting {method} on {len(data)} rows"):
+            return model.fit(data)
+    from vigil.detectors.base import FIT_PROGRESS
+
+    with training_bar(f"Training {method} on {len(data)} rows") as callback:
+        token = FIT_PROGRESS.set(callback)
+        try:
+            return model.fit(data)
+        finally:
+            FIT_PROGRESS.reset(token)
 
 
 def _report(model: Any, data: Any, out_path: Path | None, plot_path: Path | None, show: int,

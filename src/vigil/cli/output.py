@@ -101,6 +101,21 @@ def progress_bar(text: str) -> Iterator[Any]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
+@contextlib.contextmanager
+def training_bar(text: str) -> Iterator[Any]:
+    """A progress bar over training epochs with the latest loss; yields a
+    ``callback(epoch, epochs, note)`` for :data:`vigil.detectors.base.FIT_PROGRESS`."""
+    if STATE["quiet"]:
+        yield None
+        return
+    columns = (SpinnerColumn(), TextColumn(text), BarColumn(),
+               TextColumn("epoch {task.completed}/{task.total}"), TextColumn("{task.fields[note]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(text, total=None, note="")
+        yield lambda done, total, note: bar.update(task, completed=done, total=total, note=note)
+
+
 #: Width past which a series or driver name is cut (with an ellipsis) in the events table.
 _NAME_WIDTH = 24
 #: Columns of the events table that hold numbers (right-aligned) and times (split over two

@@ -93,6 +93,26 @@ METHODS: dict[str, MethodInfo] = {
         "supervised: class-weighted random forest's anomaly probability",
         needs="labels",
     ),
+    "autoencoder": MethodInfo(
+        "vigil.detectors.deep.autoencoder:Autoencoder",
+        "deep: MLP autoencoder's reconstruction error of windows of all channels (ONNX)",
+        needs="window (auto); deep to fit",
+    ),
+    "vae": MethodInfo(
+        "vigil.detectors.deep.vae:VAE",
+        "deep: variational autoencoder (DONUT-like), reconstruction error with the KL term",
+        needs="window (auto); deep to fit",
+    ),
+    "transformer": MethodInfo(
+        "vigil.detectors.deep.transformer:Transformer",
+        "deep: patch Transformer encoder's reconstruction error (long dependencies)",
+        needs="window (auto); deep to fit",
+    ),
+    "gan": MethodInfo(
+        "vigil.detectors.deep.gan:GAN",
+        "deep: autoencoder trained against a critic (TadGAN-like); error plus critic doubt",
+        needs="window (auto); deep to fit",
+    ),
     "stuck": MethodInfo(
         "vigil.detectors.stuck:StuckSensor",
         "stuck sensor: current run of one repeated value over the longest run held in training",

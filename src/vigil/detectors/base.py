@@ -13,14 +13,23 @@ maths alone.
 
 from __future__ import annotations
 
+import contextvars
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from vigil.detectors.state import N_CHANNELS, StateSpec, check_state
-from vigil.errors import ConfigError, DataError, NotFittedError
+from vigil.errors import ConfigError, DataError, ModelFileError, NotFittedError
+
+
+#: Where a long fit (a detector with ``reports_progress``) reports each step:
+#: ``callback(done, total, text)``, e.g. epoch, epochs, "validation loss 0.02". The CLI sets
+#: it to drive its progress bar; None (the default): nothing is reported.
+FIT_PROGRESS: contextvars.ContextVar[Callable[[int, int, str], None] | None] = \
+    contextvars.ContextVar("vigil_fit_progress", default=None)
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,8 @@ class Detector:
     #: Learns from labelled rows: ``fit(X, y)`` needs ``y`` (0 normal, 1 anomaly, both present)
     #: and the subclass writes ``_fit_labelled(X, y)`` instead of ``_fit(X)``.
     supervised: ClassVar[bool] = False
+    #: Fitting takes long and reports its steps through :data:`FIT_PROGRESS`.
+    reports_progress: ClassVar[bool] = False
     fitted_state: ClassVar[dict[str, StateSpec]] = {}
 
     def __init__(self, **params: Any) -> None:
@@ -256,6 +267,18 @@ class Detector:
 
     def _check_state(self) -> None:
         """Checks across the restored state arrays that the declaration cannot express."""
+
+    def get_graphs(self) -> dict[str, bytes]:
+        """The fitted ONNX graphs by name, for saving (a deep model's network); none here."""
+        return {}
+
+    def set_graphs(self, graphs: dict[str, bytes]) -> Detector:
+        """Restore the graphs saved by :meth:`get_graphs`, before :meth:`set_state`; a method
+        that has none refuses any (ModelFileError)."""
+        if graphs:
+            raise ModelFileError(f"{self.name} holds no ONNX graph, but the file has "
+                                 f"{sorted(graphs)[0]!r}: it is not a {self.name} model")
+        return self
 
     def check_training_rows(self, rows: int) -> None:
         """Refuse (ModelFileError) parameters that ``fit`` on ``rows`` rows would have refused

@@ -43,7 +43,7 @@ class RandomForest(Detector):
         >>> import numpy as np
         >>> rng = np.random.default_rng(0)
         >>> X = rng.normal(size=(600, 2)); y = np.zeros(600, dtype=int)
-        >>> X[::20, 0] += 5.0; y[::20] = 1  # labelled anomalies
+        >>> X[::20, 0] += 8.0; y[::20] = 1  # labelled anomalies
         >>> det = RandomForest(n_estimators=50).fit(X[:400], y[:400])
         >>> scores = det.score(X[400:])
         >>> bool(scores[y[400:] == 1].min() > 0.5 > scores[y[400:] == 0].max())

@@ -1,7 +1,7 @@
 """The ``.vigil`` model file: a zip archive of ``manifest.json`` and the detector's fitted
 arrays as ``.npy`` members, nothing else; no pickle anywhere.
 
-Format version 2 (written now)::
+Format versions 2 and 3 (written now)::
 
     manifest.json                {"format": "vigil-model", "format_version": 2, "kind": "model",
                                   "method", "params" (plain JSON values), "channels",
@@ -12,8 +12,11 @@ Format version 2 (written now)::
                                   "checksum": "sha256:<hex of the canonical JSON without it>"}
     detector/<state name>.npy    one per declared state array (``Detector.state_spec``)
 
-Member kinds are ``npy`` and ``json``; ``onnx`` and ``safetensors`` are names kept for later
-(refused with "upgrade vigil" today). A file of ``kind`` "bundle" holds a model per series
+Member kinds are ``npy``, ``json`` and, from version 3, ``onnx``: ``detector/<graph>.onnx``, a
+deep model's network as an ONNX graph, scored by onnxruntime (no torch needed) after its check
+(:mod:`vigil.detectors.deep.graph`: standard operator domains only, no external data).
+``safetensors`` is a name kept for later (refused with "upgrade vigil" today). A file is written
+in the lowest version that holds it: 3 with a graph, else 2. A file of ``kind`` "bundle" holds a model per series
 (:mod:`vigil.persist.bundles`).
 Version 1 (no ``kind``, no checksum; ``"arrays": {name: {"member", "sha256"}}``) still loads.
 
@@ -55,7 +58,9 @@ def save(model: Any, target: str | os.PathLike[str] | IO[bytes]) -> None:
     model._require_fitted()
     blobs = {f"detector/{key}.npy": _npy_bytes(value)
              for key, value in model.detector.get_state().items()}
-    members = [{"name": name, "kind": "npy", "size": len(data),
+    blobs.update({f"detector/{key}.onnx": bytes(graph)
+                  for key, graph in model.detector.get_graphs().items()})
+    members = [{"name": name, "kind": name.rpartition(".")[2], "size": len(data),
                 "sha256": hashlib.sha256(data).hexdigest()} for name, data in blobs.items()]
     try:
         text = _manifest.build(model, members)  # fails before any file is touched
@@ -150,15 +155,18 @@ def _load(stream: IO[bytes]) -> Any:
         _manifest.check_fields(manifest)
         model = _skeleton(manifest)
         budget = TOTAL_BUDGET - len(text)
-        arrays = {}
+        arrays, graphs = {}, {}
         for member in listed:
             value, used = _read_member(archive, entries[member.name], member, model,
                                        len(manifest["channels"]), budget)
             budget -= used
-            if member.key is not None:
+            if member.kind == "onnx":
+                graphs[member.key] = value
+            elif member.key is not None:
                 arrays[member.key] = value
             else:  # no model part reads a json member yet
                 raise ModelFileError(f"member {member.name!r} is not used by a vigil model")
+    model.detector.set_graphs(graphs)
     model.detector.set_state(arrays)
     model.channels_ = list(manifest["channels"])
     model.time_column_ = manifest["time_column"]
@@ -235,6 +243,8 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, member: Any, m
 
             value = _archive.read_npy(capped, lambda dtype, shape: check_header(
                 owner, member.key.rpartition(".")[2], spec, dtype, shape, n_channels))
+        elif member.kind == "onnx":  # checked by the detector before any runtime sees it
+            value = _archive.read_all(capped)
         else:
             value = _archive.parse_json(_archive.read_all(capped), member.name)
     if member.size is not None and capped.count != member.size:

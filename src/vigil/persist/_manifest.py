@@ -18,11 +18,15 @@ from vigil import __version__
 from vigil.errors import ModelFileError
 
 FORMAT = "vigil-model"
-FORMAT_VERSION = 2
+#: The newest format version this vigil reads and writes. A file is written in the lowest
+#: version that can hold it, so older vigils keep reading what they could: 3 when it holds an
+#: ONNX graph (a deep model), else 2 (:data:`PLAIN_VERSION`).
+FORMAT_VERSION = 3
+PLAIN_VERSION = 2
 MANIFEST = "manifest.json"
-#: Member kinds this vigil reads; the others are names kept for later formats.
-KINDS = ("npy", "json")
-LATER_KINDS = ("onnx", "safetensors")
+#: Member kinds this vigil reads (onnx from version 3); the others are names kept for later.
+KINDS = ("npy", "json", "onnx")
+LATER_KINDS = ("safetensors",)
 #: What a file holds: one model, or a bundle of one model per series.
 FILE_KINDS = ("model", "bundle")
 #: Largest magnitude of a number in the threshold and alarm rules: sums and products of two
@@ -48,9 +52,10 @@ class Member:
 
 def build(model: Any, members: list[dict[str, Any]]) -> str:
     """The version 2 manifest of ``model`` whose ``members`` are already written, as text."""
+    has_graph = any(member["kind"] == "onnx" for member in members)
     manifest = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if has_graph else PLAIN_VERSION,
         "kind": "model",
         "vigil_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -153,6 +158,9 @@ def _member(entry: dict[str, Any], version: int) -> Member:
                              f"{__version__} does not read; upgrade vigil to load it")
     if kind not in KINDS:
         raise ModelFileError(f"member {name[:80]!r} has no kind")
+    if kind == "onnx" and version < 3:
+        raise ModelFileError(f"member {name[:80]!r} is an ONNX graph, which format version "
+                             f"{version} cannot hold; the file is damaged")
     if version >= 2 and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise ModelFileError(f"member {name[:80]!r} has no valid size ({_short(size)})")
     if not isinstance(digest, str) or not _SHA256.match(digest):
@@ -163,6 +171,11 @@ def _member(entry: dict[str, Any], version: int) -> Member:
         if not isinstance(key, str) or not _KEY.match(key) or name != f"detector/{key}.npy":
             raise ModelFileError(f"member {name[:80]!r} is not named as vigil names a "
                                  "detector array (detector/<state name>.npy)")
+    elif kind == "onnx":
+        key = name[len("detector/"):-len(".onnx")]
+        if not _KEY.match(key) or name != f"detector/{key}.onnx":
+            raise ModelFileError(f"member {name[:80]!r} is not named as vigil names a "
+                                 "detector graph (detector/<graph name>.onnx)")
     elif not name.endswith(".json"):
         raise ModelFileError(f"member {name[:80]!r} of kind json must be named *.json")
     return Member(name, kind, size, digest, key)

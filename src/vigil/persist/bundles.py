@@ -30,7 +30,7 @@ from typing import IO, Any
 from vigil import __version__
 from vigil.errors import ModelFileError
 from vigil.persist import _archive
-from vigil.persist._manifest import FORMAT, FORMAT_VERSION, MANIFEST, checksum
+from vigil.persist._manifest import FORMAT, MANIFEST, PLAIN_VERSION, checksum
 
 __all__ = ["save_bundle", "load_bundle", "MAX_SERIES"]
 
@@ -59,7 +59,7 @@ def save_bundle(bundle: Any, target: str | os.PathLike[str] | IO[bytes]) -> None
     if bundle.fallback_ is not None:
         fallback = f"models/{len(series):05d}.vigil"
         blobs[fallback] = _model_bytes(bundle.fallback_)
-    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "bundle",
+    manifest = {"format": FORMAT, "format_version": PLAIN_VERSION, "kind": "bundle",
                 "vigil_version": __version__,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "method": bundle.method, "series_column": bundle.series_column,
