@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import vigil
-from vigil.detectors import METHODS
+from vigil.detectors import METHODS, get_class
 from vigil.engines.spark import executor_errors, fit, score
 from vigil.errors import DataError
 from vigil.io import from_frame
@@ -59,7 +59,10 @@ def assert_same(result, expected):
     assert np.array_equal(result["filled"], expected["filled"])  # the gaps, named
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+UNSUPERVISED = sorted(m for m in METHODS if not get_class(m).supervised)
+
+
+@pytest.mark.parametrize("method", UNSUPERVISED)
 def test_every_method_scores_on_spark_as_it_does_locally(spark, method):
     data = pumps()
     model = fit(spark.createDataFrame(data), method, series_column="pump", train_rows=200)
@@ -68,6 +71,22 @@ def test_every_method_scores_on_spark_as_it_does_locally(spark, method):
     assert model.training_["sample"] == "the first 200 rows of each of 3 series in time order"
     expected = local.detect(from_frame(data, series_column="pump", time_column="timestamp"))
     assert_same(spark_result(spark, model, data), expected)
+
+
+def test_a_supervised_forest_learns_the_label_column_on_spark_as_locally(spark):
+    data = pumps()
+    position = data.groupby("pump", sort=False).cumcount()
+    pump = data["pump"].str[-1].astype(int) - 1
+    spike = (position >= 200 + 7 * pump) & (position < 204 + 7 * pump)
+    data["label"] = (spike | position.between(300, 305)).astype(int)
+    model = fit(spark.createDataFrame(data), "random_forest", series_column="pump",
+                label_column="label", n_estimators=20)
+    local = vigil.Model("random_forest", n_estimators=20).fit(
+        from_frame(data, series_column="pump", time_column="timestamp", label_column="label"))
+    assert model.threshold_ == local.threshold_
+    expected = local.detect(from_frame(data.drop(columns="label"), series_column="pump",
+                                       time_column="timestamp"))
+    assert_same(spark_result(spark, model, data.drop(columns="label")), expected)
 
 
 def test_events_are_numbered_through_the_series_in_the_order_they_first_appear(spark):
