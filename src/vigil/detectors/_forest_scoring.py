@@ -94,6 +94,35 @@ def heap_from_trees(trees: list[Any], columns: list[np.ndarray], depth: int,
     return feature, threshold, np.ascontiguousarray(value[:, n_internal:])
 
 
+def checked_heaps(det: Any) -> None:
+    """Set ``det``'s heap arrays (``feature_``, ``threshold_``, ``leaf_value_``) to the dtypes
+    the kernels read, or raise ModelFileError where their shapes do not fit together or a
+    feature column lies outside ``window x channels``: the numba kernel does no bounds
+    checks, so a tampered model file must not reach it."""
+    from vigil.errors import ModelFileError
+
+    try:
+        det.feature_ = np.ascontiguousarray(det.feature_, dtype=np.int32)
+        det.threshold_ = np.ascontiguousarray(det.threshold_, dtype=np.float32)
+        det.leaf_value_ = np.ascontiguousarray(det.leaf_value_, dtype=np.float64)
+        n_trees, n_internal = det.feature_.shape
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{det.name} state is incomplete or malformed: {exc}") from exc
+    n_columns = (det.window or 1) * det.n_channels_
+    if (
+        n_internal < 1
+        or n_internal & (n_internal + 1)  # not 2^D - 1
+        or det.threshold_.shape != (n_trees, n_internal)
+        or det.leaf_value_.shape != (n_trees, n_internal + 1)
+        or det.feature_.min() < 0
+        or det.feature_.max() >= n_columns
+    ):
+        raise ModelFileError(
+            f"{det.name} state arrays do not fit together (or do not match window="
+            f"{det.window} and {det.n_channels_} channel(s)); the model file is damaged or "
+            "from another version: fit the model again.")
+
+
 def _heap_positions(left: np.ndarray, right: np.ndarray, node_depth: np.ndarray) -> np.ndarray:
     """Heap index of every node of one scikit-learn tree, one level at a time."""
     heap = np.zeros(len(left), dtype=np.int64)

@@ -16,6 +16,7 @@ import numpy as np
 
 from vigil.detectors._forest_scoring import (
     average_path_length,
+    checked_heaps,
     heap_from_sklearn,
     path_length_sums,
 )
@@ -111,27 +112,5 @@ class IsolationForest(Detector):
                                  f"{rows} training rows it was fitted on; the file is damaged")
 
     def _check_state(self) -> None:
-        """Shapes, dtypes and feature columns consistent with the parameters (the numba
-        kernel does no bounds checks, so a tampered model file must not reach it)."""
-        try:
-            self.feature_ = np.ascontiguousarray(self.feature_, dtype=np.int32)
-            self.threshold_ = np.ascontiguousarray(self.threshold_, dtype=np.float32)
-            self.leaf_value_ = np.ascontiguousarray(self.leaf_value_, dtype=np.float64)
-            n_trees, n_internal = self.feature_.shape
-        except (AttributeError, TypeError, ValueError) as exc:
-            message = f"isolation_forest state is incomplete or malformed: {exc}"
-            raise ModelFileError(message) from exc
-        n_columns = (self.window or 1) * self.n_channels_
-        if (
-            n_internal < 1
-            or n_internal & (n_internal + 1)  # not 2^D - 1
-            or self.threshold_.shape != (n_trees, n_internal)
-            or self.leaf_value_.shape != (n_trees, n_internal + 1)
-            or self.feature_.min() < 0
-            or self.feature_.max() >= n_columns
-        ):
-            raise ModelFileError(
-                "isolation_forest state arrays do not fit together (or do not match "
-                f"window={self.window} and {self.n_channels_} channel(s)); the model file is "
-                "damaged or from another version: fit the model again."
-            )
+        """The heaps fit together and the columns (:func:`checked_heaps`)."""
+        checked_heaps(self)

@@ -16,7 +16,7 @@ import numpy as np
 from vigil.detectors._novelty import _NoveltyDetector
 from vigil.detectors.base import Param
 from vigil.detectors.state import StateSpec
-from vigil.errors import DataError, ModelFileError
+from vigil.errors import ModelFileError
 
 #: scikit-learn's guard against a zero mean reachability distance (duplicated rows).
 _EPSILON = 1e-10
@@ -102,10 +102,6 @@ class LocalOutlierFactor(_NoveltyDetector):
 
     def _reference_rows(self) -> int:
         return len(self.reference_)
-
-    def _validate_extra(self) -> None:
-        if self.max_train < 2:
-            raise DataError("lof needs max_train >= 2.")
 
     def _check_state(self) -> None:
         self._check_reference(self.reference_)

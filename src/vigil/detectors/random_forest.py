@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from vigil.detectors._forest_scoring import heap_from_trees, path_length_sums
+from vigil.detectors._forest_scoring import checked_heaps, heap_from_trees, path_length_sums
 from vigil.detectors.base import Detector, Param
 from vigil.detectors.state import StateSpec
 from vigil.errors import DataError, ModelFileError
@@ -133,21 +133,5 @@ class RandomForest(Detector):
                                  f"{rows} training rows it was fitted on; the file is damaged")
 
     def _check_state(self) -> None:
-        """Heap shapes consistent with each other and with the columns (the traversal does no
-        bounds checks)."""
-        try:
-            self.feature_ = np.ascontiguousarray(self.feature_, dtype=np.int32)
-            self.threshold_ = np.ascontiguousarray(self.threshold_, dtype=np.float32)
-            self.leaf_value_ = np.ascontiguousarray(self.leaf_value_, dtype=np.float64)
-            n_trees, n_internal = self.feature_.shape
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"random_forest state is malformed: {exc}") from exc
-        n_columns = (self.window or 1) * self.n_channels_
-        if (n_internal < 1 or n_internal & (n_internal + 1)
-                or self.threshold_.shape != (n_trees, n_internal)
-                or self.leaf_value_.shape != (n_trees, n_internal + 1)
-                or self.feature_.min() < 0 or self.feature_.max() >= n_columns):
-            raise ModelFileError(
-                "random_forest state arrays do not fit together (or do not match "
-                f"window={self.window} and {self.n_channels_} channel(s)); the model file is "
-                "damaged or from another version: fit the model again.")
+        """The heaps fit together and the columns (:func:`checked_heaps`)."""
+        checked_heaps(self)

@@ -43,20 +43,24 @@ def fit_network(net: Any, windows: np.ndarray, *, epochs: int, batch_size: int,
     train, held_out = _split(len(windows), validation, window)
     generator = torch.Generator().manual_seed(seed)
     data = torch.from_numpy(np.ascontiguousarray(windows))
+    # a GPU when there is one (never needed); the CPU's runs are the bit-for-bit repeatable ones
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    net.to(device)
     steps = optimisers(net, learning_rate)
     best, best_loss, since, done = copy.deepcopy(net.state_dict()), math.inf, 0, 0
-    with _deterministic(torch):
+    with _deterministic(torch, strict=device.type == "cpu"):
         for epoch in range(1, epochs + 1):
             net.train()
             order = train[torch.randperm(len(train), generator=generator)[:max_windows]]
             for start in range(0, len(order), batch_size):
-                loss = train_step(net, steps, data[order[start:start + batch_size]])
+                batch = data[order[start:start + batch_size]].to(device)
+                loss = train_step(net, steps, batch)
                 if not torch.isfinite(loss):
                     raise ConfigError(
                         f"{name} training diverged (the loss became {float(loss)} in epoch "
                         f"{epoch}): lower learning_rate (now {learning_rate:g}), or look for "
                         "huge values in the training rows.")
-            held = _mean_loss(torch, net, data[held_out], batch_size)
+            held = _mean_loss(torch, net, data[held_out], batch_size, device)
             done = epoch
             if held < best_loss and not best_loss - held <= 1e-7 * held:  # a real gain
                 best, best_loss, since = copy.deepcopy(net.state_dict()), held, 0
@@ -67,7 +71,7 @@ def fit_network(net: Any, windows: np.ndarray, *, epochs: int, batch_size: int,
             if since >= patience:
                 break
     net.load_state_dict(best)
-    net.eval()
+    net.cpu().eval()  # exported and checked on the CPU, where it is served
     return net, done, float(best_loss)
 
 
@@ -86,17 +90,16 @@ def _split(n: int, validation: float, window: int) -> tuple[Any, Any]:
     return torch.arange(last_train), torch.arange(first_held, n)
 
 
-def _mean_loss(torch: Any, net: Any, windows: Any, batch_size: int) -> float:
+def _mean_loss(torch: Any, net: Any, windows: Any, batch_size: int, device: Any) -> float:
     net.eval()
     total, count = 0.0, 0
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(0)  # the VAE's loss samples: the same draw every epoch
-    with torch.no_grad():
-        for start in range(0, len(windows), 4 * batch_size):
-            batch = windows[start:start + 4 * batch_size]
-            total += float(net.loss(batch)) * len(batch)
-            count += len(batch)
-    torch.random.set_rng_state(generator_state)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(0)  # the VAE's loss samples: the same draw every epoch
+        with torch.no_grad():
+            for start in range(0, len(windows), 4 * batch_size):
+                batch = windows[start:start + 4 * batch_size].to(device)
+                total += float(net.loss(batch)) * len(batch)
+                count += len(batch)
     if not math.isfinite(total):
         raise ConfigError("the validation loss is not finite: the training diverged; lower "
                        "learning_rate.")
@@ -104,13 +107,15 @@ def _mean_loss(torch: Any, net: Any, windows: Any, batch_size: int) -> float:
 
 
 @contextlib.contextmanager
-def _deterministic(torch: Any) -> Iterator[None]:
+def _deterministic(torch: Any, strict: bool) -> Iterator[None]:
+    """Torch's deterministic algorithms; on a GPU only where they exist (warn, not fail)."""
     previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=not strict)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(previous)
+        torch.use_deterministic_algorithms(previous, warn_only=warn_only)
 
 
 def export(net: Any, window: int, channels: int, sample: np.ndarray, name: str) -> bytes:
