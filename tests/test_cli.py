@@ -257,3 +257,29 @@ def test_train_per_series_saves_one_model_per_series_and_score_routes_rows(tmp_p
     wrong = vigil("train", tmp_path / "fleet.csv", "-o", tmp_path / "x.vigil", "--unseen",
                   "fallback")
     assert wrong.exit_code == 2 and "--unseen needs --per-series" in wrong.stderr
+
+
+def test_a_supervised_method_learns_the_label_column_and_says_when_it_cannot(tmp_path):
+    frame = pd.read_csv(SENSORS).drop(columns="anomaly_kind")  # with its labelled anomalies
+    frame.to_csv(tmp_path / "plant.csv", index=False)
+    model = tmp_path / "rf.vigil"
+    trained = vigil("train", tmp_path / "plant.csv", "--method", "random_forest",
+                    "--label-column", "label", "-p", "n_estimators=20", "-o", model, "--quiet")
+    assert trained.exit_code == 0, trained.output
+    assert "label" not in load(model).channels_
+    clean = frame[frame["label"] == 0].drop(columns="label")
+    clean.to_csv(tmp_path / "clean.csv", index=False)
+    refused = vigil("train", tmp_path / "clean.csv", "--method", "random_forest", "-o", model)
+    assert refused.exit_code == 2
+    assert "supervised" in refused.stderr and "--label-column" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_deep_method_trains_from_the_command_line(tmp_path):
+    model = tmp_path / "ae.vigil"
+    trained = vigil("train", SENSORS, "--method", "autoencoder", "-p", "epochs=2",
+                    "--train-rows", "3000", "-o", model, "--quiet")
+    assert trained.exit_code == 0, trained.output
+    scored = vigil("score", SENSORS, "--model", model, "--out", tmp_path / "s.csv", "--quiet")
+    assert scored.exit_code == 0, scored.output
+    assert len(pd.read_csv(tmp_path / "s.csv")) == len(read(SENSORS).frame)
