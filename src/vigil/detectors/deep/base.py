@@ -71,8 +71,10 @@ class DeepDetector(Detector):
         raise NotImplementedError
 
     def _fit(self, X: np.ndarray) -> None:
+        from vigil._optional import require
         from vigil.detectors.deep.training import export, fit_network
-        import torch
+
+        torch = require("torch", "deep", f"fitting {self.name}")  # a clear error without it
 
         self.window_ = self._fitted_window(X)
         if len(X) - self.window_ + 1 < MIN_WINDOWS:
