@@ -12,7 +12,7 @@ from vigil.cli.app import _pictures, _said
 from vigil.cli.output import STATE, _events_rich_table, _summary_text, err, out, step
 from vigil.errors import ConfigError
 
-__all__ = ["spark_job", "spark_demo", "check_engine"]
+__all__ = ["spark_job", "spark_demo", "spark_stream", "check_engine"]
 
 
 def check_engine(engine: str, master: str | None, partition_by: str | None,
@@ -136,3 +136,75 @@ def spark_demo(model: Any, dataset: Any, batch: Any) -> None:
           + (f" on all {len(scored)} rows (largest score difference {worst:.3g})."
              if flags and events else
              f" on {int((scored['is_anomaly'] != expected['is_anomaly']).sum())} rows."))
+
+
+def spark_stream(model: Any, config: Any, checkpoint: str, *, master: str | None,
+                 trigger: float, max_offsets: int | None, idle_exit: float | None,
+                 log_every: float) -> None:
+    """``vigil stream --engine spark``: run the Structured Streaming query until SIGTERM or
+    Ctrl-C (the query stops between micro-batches, its checkpoint holds the rest) or
+    ``idle_exit`` seconds without an input row; a status line every ``log_every`` s."""
+    import signal
+    import threading
+    import time
+
+    from vigil.engines import spark as vs
+    from vigil.engines.spark.kafka_stream import start
+
+    with step(f"Starting Spark ({master or 'local[*]'})"):
+        spark = vs.session(master)
+    # A new query's state is split in this many partitions, for good (the checkpoint keeps
+    # it): one per core, not Spark's default of 200 tasks per micro-batch.
+    spark.conf.set("spark.sql.shuffle.partitions", str(spark.sparkContext.defaultParallelism))
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM,
+                                                                       signal.SIGINT)}
+    try:
+        with vs.executor_errors():
+            query = start(spark, model, config, checkpoint, trigger=f"{trigger:g} seconds",
+                          max_offsets_per_trigger=max_offsets)
+        _said(f"Scoring {config.input_topic} on {config.bootstrap} with {model.method} "
+              f"({', '.join(model.channels_)}) -> {config.output_topic} on Spark "
+              f"(exactly-once, emit {config.emit}, trigger {trigger:g} s, checkpoint "
+              f"{checkpoint})")
+        rows = 0
+        last_log = time.monotonic()
+        idle_since: float | None = None
+        seen: set[int] = set()
+        while query.isActive and not stop.is_set():
+            query.awaitTermination(0.2)
+            for progress in query.recentProgress:
+                if progress["batchId"] not in seen and progress.get("numInputRows"):
+                    seen.add(progress["batchId"])
+                    rows += int(progress["numInputRows"])
+            now = time.monotonic()
+            if now - last_log >= log_every and not STATE["quiet"]:
+                err.print(f"{rows} rows read in {len(seen)} micro-batches", soft_wrap=True)
+                last_log = now
+            status = query.status  # idle: no batch running and nothing new to read
+            if status.get("isDataAvailable") or status.get("isTriggerActive") or \
+                    not query.recentProgress:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = now
+            if idle_exit is not None and idle_since is not None and \
+                    now - idle_since >= idle_exit:
+                break
+        if query.isActive:
+            # Stop between micro-batches: an interrupted one is only redone on restart, but
+            # Spark's handling of the interrupt can fail noisily (a StackOverflowError in its
+            # message matching).
+            deadline = time.monotonic() + 60
+            while query.status.get("isTriggerActive") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            query.stop()
+        with vs.executor_errors():
+            error = query.exception()
+            if error is not None:
+                raise error  # executor_errors turns vigil's own back into one line
+        _said(f"Stopped: {rows} rows read in {len(seen)} micro-batches; the checkpoint "
+              f"{checkpoint} resumes the query.")
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+

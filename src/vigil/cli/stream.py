@@ -53,6 +53,11 @@ def stream(
     flush_at_exit: Annotated[bool, typer.Option("--flush-at-exit", help="At exit, end every series: its last rows are scored as a file's last rows are, and published (for a finite replay). Default: they wait in the state for the next run.")] = False,
     metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", help="Serve Prometheus metrics on this port (/metrics).")] = None,
     log_every: Annotated[float, typer.Option("--log-every", min=0.1, help="Seconds between status lines (rate, lag, latency p50/p99, anomalies, dead letters).")] = 10.0,
+    engine: Annotated[str, typer.Option("--engine", metavar="local|spark", help="local: this process is the worker (default); spark: a Spark Structured Streaming query (vigil[spark], Java 17): the same results, exactly once, with Spark's checkpoints, restarts and cluster managers.")] = "local",
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="With --engine spark (needed there): the query's checkpoint folder (offsets, per-series state); reuse it to resume.")] = None,
+    master: Annotated[Optional[str], typer.Option("--master", help="With --engine spark: the Spark master URL (spark://HOST:7077, yarn, k8s://...; default local[*] on 127.0.0.1).")] = None,
+    trigger: Annotated[str, typer.Option("--trigger", metavar="DURATION", help="With --engine spark: the micro-batch interval (e.g. 500ms, 1s, 1min).")] = "1s",
+    max_offsets: Annotated[Optional[int], typer.Option("--max-offsets-per-trigger", min=1, help="With --engine spark: the most input offsets one micro-batch reads (default: all there are).")] = None,
     kafka_config: KafkaOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -61,9 +66,45 @@ def stream(
     Each series (the message key) is scored by its own streaming scorer, so the scores equal
     batch scores of the same rows, also after a restart. Runs until SIGTERM or Ctrl-C, which
     finish the batch, commit and exit 0.
+
+    With --engine spark the same job is a Spark Structured Streaming query: the same messages
+    in and out, exactly once, its state in --checkpoint.
     """
     STATE["quiet"] = quiet
+    if engine not in ("local", "spark"):
+        fail(f"--engine must be local or spark. Got {engine!r}.")
+    if (engine == "spark") != (checkpoint is not None):
+        fail("--engine spark needs --checkpoint DIR." if engine == "spark" else
+             "--checkpoint needs --engine spark (the local worker keeps its state in the "
+             "changelog topic).")
+    if engine == "local" and (master or max_offsets):
+        fail(f"{'--master' if master else '--max-offsets-per-trigger'} needs --engine spark.")
+    if engine == "spark":
+        worker_only = {"--group": group != "vigil", "--changelog": changelog,
+                       "--exactly-once": exactly_once, "--flush-at-exit": flush_at_exit,
+                       "--max-messages": max_messages, "--metrics-port": metrics_port}
+        given = [name for name, value in worker_only.items() if value]
+        if given:
+            fail(f"{given[0]} is an option of the local worker; with --engine spark results "
+                 f"are always exactly once, the state is in --checkpoint, and Spark's own "
+                 f"metrics (its UI, query progress) apply.")
     with user_errors():
+        if engine == "spark":
+            from vigil.engines.stream import StreamConfig
+            from vigil.model import load
+
+            model = load(model_path)
+            config = StreamConfig(
+                bootstrap=bootstrap, input_topic=input_topic, output_topic=output_topic,
+                emit=emit, dead_letter_topic=dead_letter, columns=_names(columns),
+                allowed_lateness=_seconds(allowed_lateness, "--allowed-lateness"),
+                kafka=_kafka_config(kafka_config))
+            from vigil.cli.spark import spark_stream
+
+            spark_stream(model, config, str(checkpoint), master=master,
+                         trigger=_seconds(trigger, "--trigger"), max_offsets=max_offsets,
+                         idle_exit=idle_exit, log_every=log_every)
+            return
         from vigil.engines.stream import StreamConfig, Worker
         from vigil.engines.stream.metrics import serve_prometheus
         from vigil.model import load

@@ -1,5 +1,5 @@
-"""One embedded Kafka-protocol broker (tansu) for the whole test run, unique topics per test,
-and small labelled sensor series to stream."""
+"""Small labelled sensor series to stream, consumer groups and worker settings (the broker and
+its topics come from ``tests/engines/conftest.py``)."""
 
 import itertools
 import os
@@ -9,34 +9,11 @@ import pytest
 
 # vigil[stream] is in the dev extra: missing, these tests fail, never skip
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from stream_data import read_all, sensor_series  # noqa: E402, F401
-from vigil.engines.stream import EmbeddedBroker  # noqa: E402
 
 #: Fast group joins for tests: tansu assigns partitions after about one session timeout.
 FAST_GROUPS = {"session.timeout.ms": "1000", "heartbeat.interval.ms": "100"}
-
-
-@pytest.fixture(scope="session")
-def broker():
-    """A tansu broker on loopback, stopped by its process handle at the end of the run."""
-    with EmbeddedBroker() as running:
-        yield running
-
-
-@pytest.fixture
-def topic(broker):
-    """``topic(partitions)``: a new topic with a unique name, created with retention set."""
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-
-    def make(partitions=1):
-        name = f"t-{uuid.uuid4().hex[:10]}"
-        admin.create_topics([NewTopic(name, partitions, 1,
-                                      config={"retention.ms": "-1"})])[name].result(10)
-        return name
-
-    return make
 
 
 @pytest.fixture

@@ -37,13 +37,25 @@ def score(df: Any, model: Any) -> Any:
     or infinite channel value was filled from the past, see :mod:`vigil.policy`), for each
     row: equal to ``model.detect`` on the same rows. Lazy, as Spark is: nothing runs until an
     action; run it inside :func:`~vigil.engines.spark.executor_errors` for vigil's own
-    errors."""
+    errors.
+
+    On a streaming DataFrame (``spark.readStream``) each series keeps its scorer's state
+    across micro-batches and a row comes out once its result is final, with an ``error``
+    column too (null, or why a row could not be scored): see
+    :mod:`vigil.engines.spark.stream_scoring`."""
     require("pyspark", "spark", "the Spark engine")
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     model._require_fitted()
     _check_columns(df, model)
+    if df.isStreaming:
+        if "error" in df.columns:
+            raise DataError("the streaming DataFrame already has a column 'error', which vigil "
+                            "adds: rename or drop it first.")
+        from vigil.engines.spark.stream_scoring import score_stream
+
+        return score_stream(df, model)
     buffer = _io.BytesIO()
     model.save(buffer)
     payload = buffer.getvalue()
@@ -82,11 +94,7 @@ def score(df: Any, model: Any) -> Any:
 def _detect_group(rows: pd.DataFrame, shipped: Any, digest: str, names: list[str],
                   series: str | None) -> pd.DataFrame:
     """One series through ``Model.detect`` (on a Python worker)."""
-    model = _MODELS.get(digest)
-    if model is None:
-        from vigil.model import load
-
-        model = _MODELS[digest] = load(shipped.value)
+    model = cached_model(digest, lambda: shipped.value)
     rows = rows.sort_values(_ID, kind="stable").reset_index(drop=True)
     try:
         result = model.detect(rows[names])
@@ -101,6 +109,17 @@ def _detect_group(rows: pd.DataFrame, shipped: Any, digest: str, names: list[str
     out["driver"] = result["driver"].astype(object).to_numpy() if "driver" in result else None
     out["filled"] = result["filled"].to_numpy() if "filled" in result else False
     return out
+
+
+def cached_model(digest: str, payload: Any) -> Any:
+    """The model whose ``.vigil`` bytes have this digest, loaded once per Python worker
+    (``payload()`` gives the bytes when it is not loaded yet)."""
+    model = _MODELS.get(digest)
+    if model is None:
+        from vigil.model import load
+
+        model = _MODELS[digest] = load(payload())
+    return model
 
 
 def _check_columns(df: Any, model: Any) -> None:

@@ -26,7 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["BadMessage", "Decoder", "parse_times", "TIME_FIELDS"]
+__all__ = ["BadMessage", "Decoder", "dead_letter_headers", "encode", "parse_times",
+           "TIME_FIELDS"]
 
 #: Field names taken as the reading's time, besides the model's own time column.
 TIME_FIELDS = ("ts", "time", "timestamp")
@@ -201,6 +202,15 @@ def parse_times(raw: Sequence[Any]) -> np.ndarray:
         ok &= ns < 9.2e18
         out[numeric[ok]] = ns[ok].astype(np.int64)
     return out
+
+
+def dead_letter_headers(message: Any, bad: BadMessage) -> list[tuple[str, bytes]]:
+    """The headers of a dead letter: why (``vigil.reason``, ``vigil.error``) and where the
+    message came from (``vigil.topic``, ``vigil.partition``, ``vigil.offset``)."""
+    return [("vigil.reason", bad.reason.encode()), ("vigil.error", str(bad).encode()),
+            ("vigil.topic", message.topic().encode()),
+            ("vigil.partition", str(message.partition()).encode()),
+            ("vigil.offset", str(message.offset()).encode())]
 
 
 def encode(result: dict[str, Any]) -> bytes:

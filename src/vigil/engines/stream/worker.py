@@ -38,11 +38,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
-
 from vigil._optional import require
-from vigil.engines.stream.messages import BadMessage, Decoder, encode, parse_times
+from vigil.engines.stream.messages import (BadMessage, Decoder, dead_letter_headers, encode,
+                                           parse_times)
 from vigil.engines.stream.metrics import Metrics
+from vigil.engines.stream.series import SeriesScoring
 from vigil.engines.stream.state import SeriesState
 from vigil.errors import ConfigError, DataError, VigilError
 
@@ -50,7 +50,6 @@ __all__ = ["StreamConfig", "Worker", "EMIT_MODES"]
 
 log = logging.getLogger("vigil.stream")
 EMIT_MODES = ("anomalies", "all", "events")
-_NAT = np.iinfo(np.int64).min
 
 
 class KafkaFailure(VigilError, RuntimeError):
@@ -126,8 +125,10 @@ class Worker:
         self.decoder = Decoder(model.channels_, model.time_column_, model.series_column_,
                                config.columns, config.max_message_bytes)
         self.metrics = Metrics()
-        self._lateness_ns = int(round(float(config.allowed_lateness) * 1e9))
-        if self._lateness_ns and model.time_column_ is None:
+        self.scoring = SeriesScoring(model.channels_, config.emit, config.input_topic,
+                                     config.allowed_lateness, self.metrics, self._emit,
+                                     self._dead_letter)
+        if self.scoring.lateness_ns and model.time_column_ is None:
             raise ConfigError("allowed lateness needs a time in every row, and this model was "
                               "trained without a time column (its rows are ordered by arrival).")
         self.series: dict[str, SeriesState] = {}
@@ -230,34 +231,15 @@ class Worker:
             self.producer.flush(10)
 
     def _ensure_topics(self, common: dict[str, Any]) -> None:
-        """The output, dead-letter and changelog topics exist (created with the input's
-        partition count), and the input topic exists."""
-        admin = self.ck.admin.AdminClient({k: v for k, v in common.items()})
         c = self.config
-        try:
-            topics = admin.list_topics(timeout=10).topics
-        except self.ck.KafkaException as error:
-            raise ConfigError(f"cannot reach a Kafka broker at {c.bootstrap}: {error}") from None
-        if c.input_topic not in topics:
-            raise ConfigError(f"topic {c.input_topic!r} does not exist on {c.bootstrap} "
-                              f"(topics there: {', '.join(sorted(topics)) or 'none'}).")
-        partitions = len(topics[c.input_topic].partitions)
-        wanted = {c.output_topic: {}, c.dead_letter_topic: {},
-                  c.changelog_topic: {"cleanup.policy": "compact"}}
-        new = [self.ck.admin.NewTopic(name, partitions, 1, config={"retention.ms": "-1", **cfg})
-               for name, cfg in wanted.items() if name not in topics]
-        created = admin.create_topics(new, request_timeout=10) if new else {}
-        for name, future in created.items():
-            try:
-                future.result(15)
-            except self.ck.KafkaException as error:
-                if "TOPIC_ALREADY_EXISTS" not in str(error):  # another worker was first
-                    log.warning("could not create topic %r (%s); relying on the broker to "
-                                "create it on first write", name, error)
-        self._partitions = partitions
-        if c.changelog_topic in topics and len(topics[c.changelog_topic].partitions) < partitions:
+        self._partitions = ensure_topics(self.ck, common, c.input_topic, {
+            c.output_topic: {}, c.dead_letter_topic: {},
+            c.changelog_topic: {"cleanup.policy": "compact"}})
+        topics = self.ck.admin.AdminClient(common).list_topics(timeout=10).topics
+        if (c.changelog_topic in topics
+                and len(topics[c.changelog_topic].partitions) < self._partitions):
             raise ConfigError(f"the changelog topic {c.changelog_topic!r} has fewer partitions "
-                              f"than {c.input_topic!r}; give it {partitions}.")
+                              f"than {c.input_topic!r}; give it {self._partitions}.")
 
     # -- assignment ------------------------------------------------------------------------------
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
@@ -348,159 +330,25 @@ class Worker:
                     self._dead_letter(m, BadMessage("series", str(error)))
                 return
             self._adopt(state)
-        lateness = self._lateness_ns
-        taken: list[list[Any]] = []  # [time ns, offset, raw time, values, ts_ms]
-        newest = _newest(state)
-        for (m, partition, offset, when, values), t in zip(group, times):
-            if partition != state.partition:
-                self._dead_letter(m, BadMessage(
-                    "partition", f"series {series!r} arrives on partition {partition} and on "
-                                 f"{state.partition}; key messages by series"))
-                continue
-            if offset <= state.offset:  # already in the restored state
-                self.metrics.replayed += 1
-                continue
-            if t == _NAT and when is not None:
-                self._dead_letter(m, BadMessage("time", f"time {str(when)[:40]!r} cannot be read"))
-                continue
-            if t != _NAT and newest is not None and t < newest - lateness:
-                self._dead_letter(m, BadMessage("late", (
-                    f"time {when!r} is more than the allowed lateness "
-                    f"({self.config.allowed_lateness:g} s) earlier than series {series!r}'s "
-                    f"newest row" if lateness else
-                    f"time {when!r} is earlier than series {series!r}'s last scored row")))
-                continue
-            if t != _NAT:
-                newest = t if newest is None else max(newest, t)
-            state.offset = offset
-            taken.append([t, offset, when, _nulls(values), m.timestamp()[1]])
-        if lateness:
-            taken = self._reorder(state, taken)
-        if taken:
-            self._feed(state, taken)
-
-    def _feed(self, state: SeriesState, rows: list[list[Any]]) -> None:
-        """Score rows, in time order, with the series' scorer and publish what is final."""
-        state.last_time = max((row[0] for row in rows if row[0] != _NAT),
-                              default=state.last_time)
-        state.pending.extend(row[1:] for row in rows)
-        self._dirty.add(state.series)
-        self._publish(state, state.scorer.update_arrays(
-            np.array([row[3] for row in rows], dtype=np.float64)))
-
-    def _reorder(self, state: SeriesState, rows: list[list[Any]],
-                 flush: bool = False) -> list[list[Any]]:
-        """Hold rows until their time is ``allowed_lateness`` behind the newest seen (no row
-        older than that is accepted), then release them in time order, ties in arrival order
-        as a file's stable sort keeps them. A row with no time keeps its place after the newest
-        time seen. The outcome does not depend on how messages fall into batches."""
-        held = state.held
-        newest = _newest(state)
-        for row in rows:
-            if row[0] == _NAT:
-                row[0] = newest if newest is not None else _NAT
-            else:
-                newest = row[0] if newest is None else max(newest, row[0])
-        held.extend(rows)
-        if not held or (newest is None and not flush):
-            return []
-        held.sort(key=lambda row: (row[0], row[1]))
-        if flush:
-            ready = len(held)
-        else:
-            cut = newest - self._lateness_ns
-            ready = next((i for i, row in enumerate(held) if row[0] > cut), len(held))
-        out, state.held = held[:ready], held[ready:]
-        return out
+        if self.scoring.take(state, group, times):
+            self._dirty.add(state.series)
 
     def _flush_all(self) -> None:
         for state in self.series.values():
-            if state.held:
-                self._feed(state, self._reorder(state, [], flush=True))
-            if state.scorer.pending or state.event is not None:
-                self._publish(state, state.scorer.flush_arrays(), final=True)
+            if self.scoring.flush(state):
                 self._dirty.add(state.series)
 
-    # -- results ---------------------------------------------------------------------------------
-    def _publish(self, state: SeriesState, out: dict[str, np.ndarray], final: bool = False) -> None:
-        k = len(out["position"])
-        metas = [state.pending.popleft() for _ in range(k)]
-        if not k and not final:
-            return
-        emit, topic = self.config.emit, self.config.output_topic
-        key = state.series.encode()
-        score, threshold, event = out["score"], out["threshold"], out["event"]
-        driver = out.get("driver")
-        anomalies = int(np.count_nonzero(event))
-        self.metrics.anomalies += anomalies
-        self.metrics.scored += k
-        now_ms = time.time() * 1000
-        if emit == "events":
-            chosen = self._event_messages(state, metas, score, threshold, event, driver, final)
-        else:
-            picked = range(k) if emit == "all" else np.flatnonzero(event).tolist()
-            chosen = [self._row(state, metas[i], score[i], threshold[i], event[i],
-                                None if driver is None else driver[i]) for i in picked]
-        for message in chosen:
-            self.producer.produce(topic, encode(message), key, on_delivery=self._delivered)
-            if self.on_result is not None:
-                self.on_result(message)
-        self.metrics.published += len(chosen)
-        self.metrics.latency(now_ms - np.array([m[3] for m in metas], dtype=float))
-
-    def _row(self, state: SeriesState, meta: list[Any], score: float, threshold: float,
-             event: int, driver: Any) -> dict[str, Any]:
-        offset, when, values, _ = meta
-        return {"time": when, "series": state.series,
-                "values": dict(zip(self.decoder.channels, _nulls(values))),
-                "score": float(score), "threshold": float(threshold),
-                "is_anomaly": bool(event), "event": int(event),
-                "driver": None if driver is None or not event else str(driver),
-                "topic": self.config.input_topic, "partition": state.partition,
-                "offset": int(offset)}
-
-    def _event_messages(self, state: SeriesState, metas: list[Any], score: np.ndarray,
-                        threshold: np.ndarray, event: np.ndarray, driver: Any,
-                        final: bool) -> list[dict[str, Any]]:
-        """An ``open`` message for the first row of each event, a ``close`` message once a row
-        outside it follows (or the stream ends, with ``final``)."""
-        messages = []
-        base = {"series": state.series, "topic": self.config.input_topic,
-                "partition": state.partition}
-        for i, number in enumerate(event.tolist()):
-            open_ = state.event
-            if open_ is not None and number != open_["event"]:
-                messages.append(dict(base, kind="close", **open_))
-                state.event = open_ = None
-            if number and open_ is None:
-                state.event = {"event": number, "start": metas[i][1], "start_offset": metas[i][0],
-                               "end": metas[i][1], "end_offset": metas[i][0], "rows": 0,
-                               "peak": float(score[i]), "driver": None}
-                messages.append(dict(base, kind="open", time=metas[i][1], offset=metas[i][0],
-                                     event=number, score=float(score[i]),
-                                     threshold=float(threshold[i]),
-                                     driver=None if driver is None else str(driver[i])))
-            if number:
-                e = state.event
-                e["rows"] += 1
-                e["end"], e["end_offset"] = metas[i][1], metas[i][0]
-                if score[i] >= e["peak"] or e["driver"] is None:
-                    e["peak"] = float(score[i])
-                    e["driver"] = None if driver is None else str(driver[i])
-        if final and state.event is not None:
-            messages.append(dict(base, kind="close", **state.event))
-            state.event = None
-        return messages
+    def _emit(self, key: bytes, message: dict[str, Any]) -> None:
+        self.producer.produce(self.config.output_topic, encode(message), key,
+                              on_delivery=self._delivered)
+        if self.on_result is not None:
+            self.on_result(message)
 
     def _dead_letter(self, message: Any, bad: BadMessage) -> None:
         self.metrics.dead_letters += 1
-        headers = [("vigil.reason", bad.reason.encode()), ("vigil.error", str(bad).encode()),
-                   ("vigil.topic", message.topic().encode()),
-                   ("vigil.partition", str(message.partition()).encode()),
-                   ("vigil.offset", str(message.offset()).encode())]
-        value = message.value()
-        self.producer.produce(self.config.dead_letter_topic, value, message.key(),
-                              headers=headers, on_delivery=self._delivered)
+        self.producer.produce(self.config.dead_letter_topic, message.value(), message.key(),
+                              headers=dead_letter_headers(message, bad),
+                              on_delivery=self._delivered)
 
     def _delivered(self, error: Any, message: Any) -> None:
         if error is not None:
@@ -630,20 +478,39 @@ def read_latest(ck: Any, bootstrap: str, topic: str, partitions: list[int],
         reader.close()
 
 
+def ensure_topics(ck: Any, common: dict[str, Any], input_topic: str,
+                  wanted: dict[str, dict[str, str]]) -> int:
+    """Check that ``input_topic`` exists and create the ``wanted`` topics that do not (with
+    the input's partition count and their config); the input's partition count. A ConfigError
+    names a broker that cannot be reached or an input topic that is not there."""
+    admin = ck.admin.AdminClient(dict(common))
+    bootstrap = common.get("bootstrap.servers")
+    try:
+        topics = admin.list_topics(timeout=10).topics
+    except ck.KafkaException as error:
+        raise ConfigError(f"cannot reach a Kafka broker at {bootstrap}: {error}") from None
+    if input_topic not in topics:
+        raise ConfigError(f"topic {input_topic!r} does not exist on {bootstrap} "
+                          f"(topics there: {', '.join(sorted(topics)) or 'none'}).")
+    partitions = len(topics[input_topic].partitions)
+    new = [ck.admin.NewTopic(name, partitions, 1, config={"retention.ms": "-1", **cfg})
+           for name, cfg in wanted.items() if name not in topics]
+    created = admin.create_topics(new, request_timeout=10) if new else {}
+    for name, future in created.items():
+        try:
+            future.result(15)
+        except ck.KafkaException as error:
+            if "TOPIC_ALREADY_EXISTS" not in str(error):  # another worker was first
+                log.warning("could not create topic %r (%s); relying on the broker to "
+                            "create it on first write", name, error)
+    return partitions
+
+
 _CONSUMER_ONLY = ("group.", "session.timeout.ms", "heartbeat.interval.ms", "auto.offset.reset",
                   "enable.auto.commit", "isolation.level", "max.poll.interval.ms", "fetch.",
                   "partition.assignment.strategy", "enable.partition.eof")
 
 
-def _newest(state: SeriesState) -> int | None:
-    """The newest event time a series has seen: the held rows hold it, else the last scored."""
-    return max((row[0] for row in state.held if row[0] != _NAT), default=state.last_time)
-
-
 def _not_consumer(settings: dict[str, Any]) -> dict[str, Any]:
     """Settings without the consumer-only ones (librdkafka warns about each in a producer)."""
     return {k: v for k, v in settings.items() if not k.startswith(_CONSUMER_ONLY)}
-
-
-def _nulls(values: list[float]) -> list[float | None]:
-    return [None if v != v else v for v in values]

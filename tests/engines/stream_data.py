@@ -26,6 +26,14 @@ def sensor_series(names=("pump-1", "pump-2", "pump-3"), rows=400, seed=0):
             .reset_index(drop=True))
 
 
+def final_rows(model, data, series="pump"):
+    """How many rows of ``data`` have a final result once all of it is streamed: every row
+    but the last of each series, which await their lookahead rows or the alarm rules."""
+    from vigil.scoring import StreamScorer
+
+    return sum(len(StreamScorer(model).update(rows)) for _, rows in data.groupby(series))
+
+
 def read_all(bootstrap, name, committed=True):
     """Every message of a topic, read to its end by consumer position and then until a fetch
     is empty (tansu reports a batch's high watermark as its first offset + 1); a list of
