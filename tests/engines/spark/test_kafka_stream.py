@@ -193,3 +193,29 @@ def test_options_that_do_not_go_together_are_one_line_each(pumps_model, broker, 
         done = subprocess.run(base + extra, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and said in " ".join(done.stderr.split()), done.stderr
         assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_the_query_runs_on_a_standalone_cluster(standalone, broker, topic, pumps_model,
+                                                tmp_path):
+    model, data = pumps_model
+    model.save(tmp_path / "m.vigil")
+    source, sink = topic(2), topic(2)
+    feed(broker.bootstrap, source, data)
+    done = subprocess.run(
+        [sys.executable, "-m", "vigil", "stream", "--engine", "spark", "--master", standalone,
+         "--model", str(tmp_path / "m.vigil"), "--bootstrap", broker.bootstrap, "--input",
+         source, "--output", sink, "--emit", "all", "--checkpoint", str(tmp_path / "ck"),
+         "--trigger", "0.5s", "--idle-exit", "3"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "on Spark (exactly-once" in " ".join((done.stdout + done.stderr).split())
+    results = pd.DataFrame(messages(broker.bootstrap, sink))
+    assert len(results) == final_rows(model, data)
+    batch = model.detect(from_frame(data, series_column="pump", time_column="timestamp"))
+    batch.index = data["pump"] + " " + data["timestamp"].astype(str)
+    got = results.set_index(results["series"] + " " + results["time"])
+    assert np.array_equal(got["score"].to_numpy(), batch.loc[got.index, "score"].to_numpy())
+    dead = read_all(broker.bootstrap, f"{source}.dead-letter")
+    assert sorted(dict(h)["vigil.reason"].decode() for *_, h in dead) == ["decode", "late"]

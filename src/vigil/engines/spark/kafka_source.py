@@ -54,7 +54,9 @@ NAME = "vigil-kafka"
 SCHEMA = ("key binary, value binary, topic string, partition int, offset long, "
           "timestamp timestamp, timestampType int")
 _EARLIEST, _LATEST = -2, -1
-_PROBE_WAIT_S = 2.0  # how long the end probe waits for a fetch of a partition's last records
+# How long the end probe waits for a partition's last records: a fetch takes milliseconds; a
+# partition with nothing readable there yet is tried again at the next trigger.
+_PROBE_WAIT_S = 0.25
 _BATCH = 10_000  # records per Arrow batch handed to Spark
 
 
@@ -161,8 +163,9 @@ def _source_class() -> type:
                 ends[p] = begin if high <= begin else high
                 if high > begin:
                     probe[p] = max(begin, high - 1)
-            if probe:
-                ends.update(_probe(ck, c, self.topic, probe))
+            if probe:  # the watermark is readable up to, on any broker: never go below it
+                ends.update((p, max(ends[p], e)) for p, e in
+                            _probe(ck, c, self.topic, probe).items())
             return ends
 
         # -- on an executor -----------------------------------------------------------------
@@ -260,23 +263,23 @@ def _cap(start: dict, ends: dict, rows: int | None) -> dict:
 
 
 def _probe(ck: Any, consumer: Any, topic: str, froms: dict[int, int]) -> dict[int, int]:
-    """Read from each partition's offset to the end of what one fetch returns; the consumer's
-    position then is past the last readable record (markers and aborted records included)."""
+    """From each partition's offset, the consumer's position after its first fetch: past the
+    records read (transaction markers and aborted records included)."""
     consumer.assign([ck.TopicPartition(topic, p, o) for p, o in froms.items()])
     try:
         ends = dict(froms)
         waiting = set(froms)
         deadline = time.monotonic() + _PROBE_WAIT_S
-        while True:
-            got = consumer.consume(100_000, 0.05 if waiting else 0)
+        while waiting and time.monotonic() < deadline:
+            consumer.consume(100_000, 0.01)
             for tp in consumer.position([ck.TopicPartition(topic, p) for p in froms]):
                 if tp.offset > ends[tp.partition]:
                     ends[tp.partition] = tp.offset
                     waiting.discard(tp.partition)
-            if (not waiting and not got) or time.monotonic() > deadline:
-                break  # a partition still waiting has nothing readable yet (an open
-                # transaction): its end stays
-        # a partition that fetched nothing keeps its start: no record there is readable yet
+        # Any position is a valid end (every offset before it is readable): stop at the first
+        # one past the start, rather than drain a topic that is still being written. A
+        # partition still waiting has nothing readable yet (an open transaction, a slow
+        # fetch) and keeps its start until the next trigger.
         return {p: (e if e > froms[p] else froms[p]) for p, e in ends.items()}
     finally:
         consumer.unassign()

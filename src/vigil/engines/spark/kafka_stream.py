@@ -45,7 +45,7 @@ __all__ = ["KafkaQuery", "start", "kafka_format"]
 
 log = logging.getLogger("vigil.stream")
 _DECODED = ("series string, partition int, offset long, ts_ms long, key binary, value binary, "
-            "time_json string, values array<double>, reason string, error string")
+            "time_text string, time_json string, reason string, error string")
 _OUT = ("topic string, key binary, value binary, reason string, error string, "
         "src_partition int, src_offset long")
 
@@ -105,7 +105,7 @@ def start(spark: Any, model: Any, config: Any, checkpoint: str, trigger: str = "
         reader = reader.option("maxOffsetsPerTrigger", str(int(max_offsets_per_trigger)))
     decode = _decoder(model, config)
     decoded = reader.load().select("key", "value", "partition", "offset", "timestamp") \
-        .mapInPandas(decode, _DECODED)
+        .mapInPandas(decode, _decoded_schema(len(model.channels_)))
     scored = decoded.groupBy("series").transformWithStateInPandas(
         _processor(payload, digest, config), _OUT, "Append", "None")
     sink = KafkaQuery(config, checkpoint)
@@ -113,6 +113,12 @@ def start(spark: Any, model: Any, config: Any, checkpoint: str, trigger: str = "
     writer = writer.trigger(availableNow=True) if available_now else \
         writer.trigger(processingTime=trigger)
     return writer.queryName(f"vigil-{config.input_topic}").start()
+
+
+def _decoded_schema(channels: int) -> str:
+    """The decoded messages' columns: where each came from, its series, time and channel
+    values (``c0``, ``c1``, ...), or why it could not be decoded."""
+    return _DECODED + "".join(f", c{j} double" for j in range(channels))
 
 
 def _commits_topic(config: Any) -> str:
@@ -131,30 +137,36 @@ def _decoder(model: Any, config: Any) -> Any:
     series_column, columns = model.series_column_, config.columns
     size = config.max_message_bytes
 
+    d = len(channels)
+
     def decode(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         decoder = Decoder(channels, time_column, series_column, columns, size)
         for frame in batches:
-            out: dict[str, list[Any]] = {k: [] for k in
-                                         ("series", "time_json", "values", "reason", "error")}
-            for key, value in zip(frame["key"].tolist(), frame["value"].tolist()):
+            n = len(frame)
+            series: list[Any] = [None] * n
+            text: list[Any] = [None] * n  # a time given as text, as given
+            other: list[Any] = [None] * n  # any other time (a number), as JSON
+            reason: list[Any] = [None] * n
+            error: list[Any] = [None] * n
+            values = np.full((n, d), np.nan)
+            for i, (key, value) in enumerate(zip(frame["key"].tolist(),
+                                                 frame["value"].tolist())):
                 try:
-                    series, when, values = decoder.decode(key, value)
+                    series[i], when, values[i] = decoder.decode(key, value)
                 except BadMessage as bad:
-                    series, when, values = None, None, None
-                    out["reason"].append(bad.reason)
-                    out["error"].append(str(bad))
-                else:
-                    out["reason"].append(None)
-                    out["error"].append(None)
-                out["series"].append(series)
-                out["time_json"].append(json.dumps(when) if when is not None else None)
-                out["values"].append(values)
-            ts_ms = frame["timestamp"].dt.as_unit("ms").astype("int64")
-            yield pd.DataFrame({"series": out["series"], "partition": frame["partition"],
-                                "offset": frame["offset"], "ts_ms": ts_ms,
-                                "key": frame["key"], "value": frame["value"],
-                                "time_json": out["time_json"], "values": out["values"],
-                                "reason": out["reason"], "error": out["error"]})
+                    reason[i], error[i] = bad.reason, str(bad)
+                    continue
+                if isinstance(when, str):
+                    text[i] = when
+                elif when is not None:
+                    other[i] = json.dumps(when)
+            out = {"series": series, "partition": frame["partition"],
+                   "offset": frame["offset"],
+                   "ts_ms": frame["timestamp"].dt.as_unit("ms").astype("int64"),
+                   "key": frame["key"], "value": frame["value"], "time_text": text,
+                   "time_json": other, "reason": reason, "error": error}
+            out.update((f"c{j}", values[:, j]) for j in range(d))
+            yield pd.DataFrame(out)
 
     return decode
 
@@ -222,9 +234,11 @@ def _processor(payload: bytes, digest: str, config: Any) -> Any:
                     for record in records:
                         self._dead(record, BadMessage("series", str(error)))
                     return
-            whens = [json.loads(w) if isinstance(w, str) else None for w in frame["time_json"]]
-            group = [(r, r.partition(), r.offset(), w, np.asarray(v, dtype=float).tolist())
-                     for r, w, v in zip(records, whens, frame["values"])]
+            whens = [t if isinstance(t, str) else json.loads(j) if isinstance(j, str) else None
+                     for t, j in zip(frame["time_text"], frame["time_json"])]
+            values = frame[[f"c{j}" for j in range(len(self.model.channels_))]]
+            group = [(r, r.partition(), r.offset(), w, v)
+                     for r, w, v in zip(records, whens, values.to_numpy().tolist())]
             times = parse_times(whens).tolist()
             if self.scoring.take(state, group, times):
                 self.state.update((state.to_bytes(),))
