@@ -54,7 +54,7 @@ def stream(
     metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", help="Serve Prometheus metrics on this port (/metrics).")] = None,
     log_every: Annotated[float, typer.Option("--log-every", min=0.1, help="Seconds between status lines (rate, lag, latency p50/p99, anomalies, dead letters).")] = 10.0,
     engine: Annotated[str, typer.Option("--engine", metavar="local|spark", help="local: this process is the worker (default); spark: a Spark Structured Streaming query (vigil[spark], Java 17): the same results, exactly once, with Spark's checkpoints, restarts and cluster managers.")] = "local",
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="With --engine spark (needed there): the query's checkpoint folder (offsets, per-series state); reuse it to resume.")] = None,
+    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", metavar="DIR", help="With --engine spark (needed there): the query's checkpoint folder (offsets, per-series state), a path or a URI (hdfs://, s3a://); reuse it to resume.")] = None,
     master: Annotated[Optional[str], typer.Option("--master", help="With --engine spark: the Spark master URL (spark://HOST:7077, yarn, k8s://...; default local[*] on 127.0.0.1).")] = None,
     trigger: Annotated[str, typer.Option("--trigger", metavar="DURATION", help="With --engine spark: the micro-batch interval (e.g. 500ms, 1s, 1min).")] = "1s",
     max_offsets: Annotated[Optional[int], typer.Option("--max-offsets-per-trigger", min=1, help="With --engine spark: the most input offsets one micro-batch reads (default: all there are).")] = None,
@@ -101,7 +101,7 @@ def stream(
                 kafka=_kafka_config(kafka_config))
             from vigil.cli.spark import spark_stream
 
-            spark_stream(model, config, str(checkpoint), master=master,
+            spark_stream(model, config, checkpoint, master=master,
                          trigger=_seconds(trigger, "--trigger"), max_offsets=max_offsets,
                          idle_exit=idle_exit, log_every=log_every)
             return

@@ -30,7 +30,6 @@ import hashlib
 import io as _io
 import json
 import logging
-import os
 from typing import Any, Iterator
 
 import numpy as np
@@ -78,14 +77,13 @@ def start(spark: Any, model: Any, config: Any, checkpoint: str, trigger: str = "
         max_offsets_per_trigger: the most input offsets one micro-batch reads.
         available_now: read what is in the topic now, in as many batches as it takes, and stop.
     """
-    require("confluent_kafka", "stream", "vigil stream --engine spark")
+    ck = require("confluent_kafka", "stream", "vigil stream --engine spark")
+    require("confluent_kafka.admin", "stream", "vigil stream --engine spark")
+    from vigil.engines.stream.worker import ensure_topics
+
     model._require_fitted()
     spark.conf.set("spark.sql.streaming.stateStore.providerClass", ROCKSDB)
     common = {"bootstrap.servers": config.bootstrap, **config.kafka}
-    from vigil.engines.stream.worker import ensure_topics
-
-    ck = require("confluent_kafka", "stream", "vigil stream --engine spark")
-    require("confluent_kafka.admin", "stream", "vigil stream --engine spark")
     ensure_topics(ck, _producer_settings(common), config.input_topic, {
         config.output_topic: {}, config.dead_letter_topic: {},
         _commits_topic(config): {"cleanup.policy": "compact"}})
@@ -265,7 +263,7 @@ class KafkaQuery:
 
     def __call__(self, batch: Any, batch_id: int) -> None:
         if self.producer is None:
-            self._connect()
+            self._connect(batch.sparkSession)
         if batch_id <= self.done:  # committed before a crash, replayed by Spark: done already
             self.skipped += 1
             log.info("batch %d was committed before the restart; not written again", batch_id)
@@ -304,10 +302,10 @@ class KafkaQuery:
         self.done = batch_id
         self.written += table.num_rows
 
-    def _connect(self) -> None:
+    def _connect(self, spark: Any) -> None:
         ck = require("confluent_kafka", "stream", "vigil stream --engine spark")
         c = self.config
-        self.query_id = _query_id(self.checkpoint)
+        self.query_id = _query_id(spark, self.checkpoint)
         common = _producer_settings({"bootstrap.servers": c.bootstrap, **c.kafka})
         self.producer = ck.Producer({**common, "transactional.id": f"vigil-spark.{self.query_id}",
                                      "enable.idempotence": True, "linger.ms": 5})
@@ -319,14 +317,15 @@ class KafkaQuery:
             self.producer.flush(10)
 
 
-def _query_id(checkpoint: str) -> str:
-    """The query's id, which Spark keeps in the checkpoint's ``metadata`` file."""
+def _query_id(spark: Any, checkpoint: str) -> str:
+    """The query's id, which Spark keeps in the checkpoint's ``metadata`` file (read through
+    Spark, so a checkpoint on HDFS or S3 works as a local one)."""
     try:
-        with open(os.path.join(checkpoint, "metadata")) as file:
-            return str(json.loads(file.readline())["id"])
-    except (OSError, ValueError, KeyError) as error:
+        line = spark.read.text(f"{checkpoint.rstrip('/')}/metadata").first()[0]
+        return str(json.loads(line)["id"])
+    except Exception as error:  # a missing file is a Spark AnalysisException
         raise ConfigError(f"cannot read the query id from checkpoint {checkpoint!r}: "
-                          f"{error}") from None
+                          f"{str(error)[:200]}") from None
 
 
 def _last_committed(ck: Any, config: Any, query_id: str) -> int:
