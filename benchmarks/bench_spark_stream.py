@@ -184,10 +184,10 @@ def steady(bootstrap: str, rate: int, seconds: float, run_engine) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=200_000)
-    parser.add_argument("--max-offsets", type=int, default=50_000)
+    parser.add_argument("--max-offsets", type=int, default=200_000)
     parser.add_argument("--rate", type=int, default=5_000)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--triggers", default="0.5,1,2",
+    parser.add_argument("--triggers", default="1,2",
                         help="micro-batch intervals to measure the latency at, in seconds")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).parent / "results")

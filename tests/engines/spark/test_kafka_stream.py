@@ -219,3 +219,18 @@ def test_the_query_runs_on_a_standalone_cluster(standalone, broker, topic, pumps
     assert np.array_equal(got["score"].to_numpy(), batch.loc[got.index, "score"].to_numpy())
     dead = read_all(broker.bootstrap, f"{source}.dead-letter")
     assert sorted(dict(h)["vigil.reason"].decode() for *_, h in dead) == ["decode", "late"]
+
+
+def test_each_reading_keeps_its_time_as_given_through_the_decode_step(pumps_model):
+    from vigil.engines.spark.kafka_stream import _decoder, _times
+
+    model, _ = pumps_model
+    given = ["2024-03-19 00:01:00", 1710806460, 1710806520.5, None]
+    values = [json.dumps({"timestamp": t, "pump": "p", "temperature": 1.0, "pressure": 2.0})
+              .encode() for t in given] + [b"{not json"]
+    frame = pd.DataFrame({"key": [b"p"] * 5, "value": values, "partition": 0,
+                          "offset": range(5), "timestamp": pd.Timestamp("2024-03-19")})
+    config = StreamConfig("unused:1", "in", "out")
+    decoded = next(_decoder(model, config)(iter([frame])))
+    assert _times(decoded)[:4] == given and type(_times(decoded)[1]) is int
+    assert decoded["reason"].tolist()[4] == "decode" and decoded["c0"].tolist()[:4] == [1.0] * 4

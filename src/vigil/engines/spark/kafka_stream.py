@@ -44,7 +44,7 @@ __all__ = ["KafkaQuery", "start", "kafka_format"]
 
 log = logging.getLogger("vigil.stream")
 _DECODED = ("series string, partition int, offset long, ts_ms long, key binary, value binary, "
-            "time_text string, time_json string, reason string, error string")
+            "time_text string, time_int long, time_json string, reason string, error string")
 _OUT = ("topic string, key binary, value binary, reason string, error string, "
         "src_partition int, src_offset long")
 
@@ -142,8 +142,10 @@ def _decoder(model: Any, config: Any) -> Any:
         for frame in batches:
             n = len(frame)
             series: list[Any] = [None] * n
-            text: list[Any] = [None] * n  # a time given as text, as given
-            other: list[Any] = [None] * n  # any other time (a number), as JSON
+            # a reading's time as given: text, a whole number, or any other number as JSON
+            text: list[Any] = [None] * n
+            whole: list[Any] = [None] * n
+            other: list[Any] = [None] * n
             reason: list[Any] = [None] * n
             error: list[Any] = [None] * n
             values = np.full((n, d), np.nan)
@@ -156,13 +158,15 @@ def _decoder(model: Any, config: Any) -> Any:
                     continue
                 if isinstance(when, str):
                     text[i] = when
+                elif isinstance(when, int):
+                    whole[i] = when
                 elif when is not None:
                     other[i] = json.dumps(when)
             out = {"series": series, "partition": frame["partition"],
                    "offset": frame["offset"],
                    "ts_ms": frame["timestamp"].dt.as_unit("ms").astype("int64"),
                    "key": frame["key"], "value": frame["value"], "time_text": text,
-                   "time_json": other, "reason": reason, "error": error}
+                   "time_int": pd.array(whole, dtype="Int64"), "time_json": other, "reason": reason, "error": error}
             out.update((f"c{j}", values[:, j]) for j in range(d))
             yield pd.DataFrame(out)
 
@@ -232,8 +236,7 @@ def _processor(payload: bytes, digest: str, config: Any) -> Any:
                     for record in records:
                         self._dead(record, BadMessage("series", str(error)))
                     return
-            whens = [t if isinstance(t, str) else json.loads(j) if isinstance(j, str) else None
-                     for t, j in zip(frame["time_text"], frame["time_json"])]
+            whens = _times(frame)
             values = frame[[f"c{j}" for j in range(len(self.model.channels_))]]
             group = [(r, r.partition(), r.offset(), w, v)
                      for r, w, v in zip(records, whens, values.to_numpy().tolist())]
@@ -245,6 +248,18 @@ def _processor(payload: bytes, digest: str, config: Any) -> Any:
             pass
 
     return SeriesProcessor()
+
+
+def _times(frame: pd.DataFrame) -> list[Any]:
+    """Each decoded row's time as the message gave it (text, a number, or None)."""
+    whens = frame["time_text"].astype(object).where(frame["time_text"].notna(), None).tolist()
+    for column, read in (("time_int", int), ("time_json", json.loads)):
+        given = frame[column].notna().to_numpy()
+        if given.any():
+            values = frame[column].to_numpy(dtype=object)
+            for i in np.flatnonzero(given).tolist():
+                whens[i] = read(values[i])
+    return whens
 
 
 # -- write (on the driver) ---------------------------------------------------------------------
