@@ -38,6 +38,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _measure  # noqa: E402
+import bench_kafka  # noqa: E402
 
 import vigil  # noqa: E402
 from vigil.engines.spark import session  # noqa: E402
@@ -68,22 +69,9 @@ def new_topic(bootstrap: str, partitions: int = PARTITIONS) -> str:
 
 
 def fill(bootstrap: str, n: int) -> str:
-    from confluent_kafka import Producer
-
-    name = new_topic(bootstrap)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
-                         "batch.num.messages": 10000})
+    """A new topic holding ``n`` readings."""
     rng = np.random.default_rng(0)
-    for i in range(n):
-        key, value = reading(i, rng)
-        while True:
-            try:
-                producer.produce(name, value, key)
-                break
-            except BufferError:
-                producer.poll(0.01)
-    producer.flush(60)
-    return name
+    return bench_kafka.fill(bootstrap, [reading(i, rng) for i in range(n)], PARTITIONS)
 
 
 def spark_rate(spark, model, bootstrap: str, topic: str, max_offsets: int) -> dict:
