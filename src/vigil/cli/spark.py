@@ -173,7 +173,8 @@ def spark_stream(model: Any, config: Any, checkpoint: str, *, master: str | None
         seen: set[int] = set()
         while query.isActive and not stop.is_set():
             query.awaitTermination(0.2)
-            for progress in query.recentProgress:
+            recent = query.recentProgress
+            for progress in recent:
                 if progress["batchId"] not in seen and progress.get("numInputRows"):
                     seen.add(progress["batchId"])
                     rows += int(progress["numInputRows"])
@@ -182,8 +183,7 @@ def spark_stream(model: Any, config: Any, checkpoint: str, *, master: str | None
                 err.print(f"{rows} rows read in {len(seen)} micro-batches", soft_wrap=True)
                 last_log = now
             status = query.status  # idle: no batch running and nothing new to read
-            if status.get("isDataAvailable") or status.get("isTriggerActive") or \
-                    not query.recentProgress:
+            if status.get("isDataAvailable") or status.get("isTriggerActive") or not recent:
                 idle_since = None
             elif idle_since is None:
                 idle_since = now

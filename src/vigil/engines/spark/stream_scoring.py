@@ -112,14 +112,15 @@ def _processor(payload: bytes, digest: str, names: list[str], time_column: str |
                 pending = _from_arrow(pending)
             else:
                 scorer, pending, last_time = StreamScorer(self._model(key)), None, None
-            bad = _unscorable(frame, channels, time_column, last_time)
+            times = (pd.to_datetime(frame[time_column]).to_numpy("M8[ns]").view("i8")
+                     if time_column else None)
+            bad = _unscorable(frame, channels, times, last_time)
             refused = frame[bad.notna()].assign(error=bad[bad.notna()])
             taken = frame[bad.isna()]
-            if time_column and len(taken):
-                times = pd.to_datetime(taken[time_column]).to_numpy("M8[ns]").view("i8")
-                times = times[times != _NAT]
-                if len(times):
-                    last_time = int(times.max())
+            if times is not None:
+                kept = times[bad.isna().to_numpy() & (times != _NAT)]
+                if len(kept):
+                    last_time = int(kept.max())
             out = scorer.update(taken) if len(taken) else None
             pending = taken if pending is None else pd.concat([pending, taken],
                                                                ignore_index=True)
@@ -154,16 +155,16 @@ def _processor(payload: bytes, digest: str, names: list[str], time_column: str |
     return SeriesProcessor()
 
 
-def _unscorable(frame: pd.DataFrame, channels: list[str], time_column: str | None,
+def _unscorable(frame: pd.DataFrame, channels: list[str], times: np.ndarray | None,
                 last_time: int | None) -> pd.Series:
-    """Why each row cannot be scored in its place (None where it can)."""
+    """Why each row cannot be scored in its place (None where it can); ``times`` are the
+    rows' times in ns (NaT where none), None without a time column."""
     why = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     for name in channels:
         values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
         infinite = np.isinf(values)
         why[infinite & why.isna().to_numpy()] = f"channel {name!r} is infinite"
-    if time_column and last_time is not None:
-        times = pd.to_datetime(frame[time_column]).to_numpy("M8[ns]").view("i8")
+    if times is not None and last_time is not None:
         late = (times != _NAT) & (times < last_time) & why.isna().to_numpy()
         last = pd.Timestamp(last_time)
         why[late] = f"time is earlier than the series' last scored row ({last})"

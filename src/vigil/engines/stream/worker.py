@@ -232,10 +232,9 @@ class Worker:
 
     def _ensure_topics(self, common: dict[str, Any]) -> None:
         c = self.config
-        self._partitions = ensure_topics(self.ck, common, c.input_topic, {
+        self._partitions, topics = ensure_topics(self.ck, common, c.input_topic, {
             c.output_topic: {}, c.dead_letter_topic: {},
             c.changelog_topic: {"cleanup.policy": "compact"}})
-        topics = self.ck.admin.AdminClient(common).list_topics(timeout=10).topics
         if (c.changelog_topic in topics
                 and len(topics[c.changelog_topic].partitions) < self._partitions):
             raise ConfigError(f"the changelog topic {c.changelog_topic!r} has fewer partitions "
@@ -479,9 +478,10 @@ def read_latest(ck: Any, bootstrap: str, topic: str, partitions: list[int],
 
 
 def ensure_topics(ck: Any, common: dict[str, Any], input_topic: str,
-                  wanted: dict[str, dict[str, str]]) -> int:
+                  wanted: dict[str, dict[str, str]]) -> tuple[int, dict[str, Any]]:
     """Check that ``input_topic`` exists and create the ``wanted`` topics that do not (with
-    the input's partition count and their config); the input's partition count. A ConfigError
+    the input's partition count and their config); the input's partition count and the topics
+    that were there before (name -> metadata). A ConfigError
     names a broker that cannot be reached or an input topic that is not there."""
     admin = ck.admin.AdminClient(dict(common))
     bootstrap = common.get("bootstrap.servers")
@@ -503,7 +503,7 @@ def ensure_topics(ck: Any, common: dict[str, Any], input_topic: str,
             if "TOPIC_ALREADY_EXISTS" not in str(error):  # another worker was first
                 log.warning("could not create topic %r (%s); relying on the broker to "
                             "create it on first write", name, error)
-    return partitions
+    return partitions, topics
 
 
 _CONSUMER_ONLY = ("group.", "session.timeout.ms", "heartbeat.interval.ms", "auto.offset.reset",
