@@ -181,22 +181,13 @@ class Model:
         in_order = _is_identity(ds.order)  # rows already in time order: no gather, no scatter
         X = ds.values() if in_order else ds.values()[ds.order]
         det = self.detector
-        before, after = det._context_rows(), det._lookahead_rows()
         scores = np.empty(len(X))
         parts = np.empty(X.shape) if channels and det.attributes else None
         for first, last in _series_bounds(ds):
-            for start in range(first, last, BLOCK_ROWS):
-                stop = min(start + BLOCK_ROWS, last)
-                lead, trail = min(start - first, before), min(last - stop, after)
-                block = X[start - lead : stop + trail]
-                keep = slice(lead, lead + stop - start)
-                if parts is None:
-                    scores[start:stop] = det.score(block)[keep]
-                else:
-                    block_scores, block_parts = det.score_with_channels(block)
-                    scores[start:stop], parts[start:stop] = block_scores[keep], block_parts[keep]
-                if progress is not None:
-                    progress(stop, len(X))
+            score_series(det, X[first:last], 0, last - first, scores[first:last],
+                         None if parts is None else parts[first:last],
+                         None if progress is None else
+                         (lambda done, first=first: progress(first + done, len(X))))
         if not in_order:
             scores, parts = _unorder(scores, ds.order), None if parts is None else _unorder(
                 parts, ds.order)
@@ -279,6 +270,30 @@ def load(source: str | os.PathLike[str] | bytes | IO[bytes]) -> Model:
     from vigil.persist import load as _load
 
     return _load(source)
+
+
+def score_series(det: Any, X: np.ndarray, start: int, stop: int, scores: np.ndarray,
+                 parts: np.ndarray | None = None,
+                 progress: Callable[[int], None] | None = None) -> None:
+    """Score rows ``[start, stop)`` of ``X`` (one series' values, in time order) into
+    ``scores`` (and each channel's part into ``parts``, when given), in blocks of
+    ``BLOCK_ROWS`` that carry the detector's context and lookahead rows from ``X`` around
+    them: the same scores whatever part of the series ``X`` holds, so an engine that cuts a
+    series into chunks gives each the rows around it and gets the whole series' scores."""
+    before, after = det._context_rows(), det._lookahead_rows()
+    for begin in range(start, stop, BLOCK_ROWS):
+        end = min(begin + BLOCK_ROWS, stop)
+        lead, trail = min(begin, before), min(len(X) - end, after)
+        block = X[begin - lead : end + trail]
+        keep = slice(lead, lead + end - begin)
+        into = slice(begin - start, end - start)
+        if parts is None:
+            scores[into] = det.score(block)[keep]
+        else:
+            block_scores, block_parts = det.score_with_channels(block)
+            scores[into], parts[into] = block_scores[keep], block_parts[keep]
+        if progress is not None:
+            progress(end - start)
 
 
 def _is_identity(order: np.ndarray) -> bool:

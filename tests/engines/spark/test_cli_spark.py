@@ -1,12 +1,14 @@
 """``--engine spark`` on the command line, as a user runs it: the same events as the local
 engine, results in a Parquet folder; and the documented Spark example script."""
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from vigil import sample_data
 
@@ -35,6 +37,21 @@ def test_detect_on_spark_prints_and_writes_what_the_local_engine_does(tmp_path):
     assert len(written) == 30240 and written["day"].nunique() == 21
     assert (tmp_path / "plot.png").stat().st_size > 10_000
     assert "Traceback" not in spark.stderr and "PySpark does not" not in spark.stderr
+
+
+@pytest.mark.slow
+def test_detect_through_a_standalone_cluster_finds_the_local_engines_events(standalone,
+                                                                           tmp_path):
+    data = sample_data.path()
+    local = _run("detect", data, "--train-rows", 10080, "--show", 0)
+    cluster = subprocess.run(
+        [*VIGIL, "detect", str(data), "--train-rows", "10080", "--show", "0", "--engine",
+         "spark", "--master", standalone, "--out", str(tmp_path / "scores.parquet")],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+    assert cluster.returncode == 0, cluster.stderr[-3000:]
+    assert _summary(cluster.stdout) == _summary(local.stdout)
+    assert len(pd.read_parquet(tmp_path / "scores.parquet")) == 30240
 
 
 def test_train_then_score_on_spark_and_clear_errors(tmp_path):

@@ -1,14 +1,14 @@
 """Scoring a Spark DataFrame with a fitted :class:`vigil.Model`.
 
-Each series is one group (``groupBy(series).applyInPandas``): its rows are put back in input
-order (a row id taken as the data is read) and given to :meth:`vigil.Model.detect`, which
-orders them by time (ties in input order), fills gaps, scores, thresholds and finds the alarm
-events as the local engine does, so every score, flag and event equals the local one. The
-model travels as its ``.vigil`` bytes in a broadcast variable, loaded once per Python worker.
-Events are numbered through the series in the order each series first appears, as locally.
-
-A series is scored whole by one Python worker, so it must fit in that worker's memory (about
-100 bytes a row for 4 channels, plus the input columns).
+A frame with typed columns (a timestamp or date time column, numeric channels) is scored in
+chunks, a long series by many tasks (:mod:`vigil.engines.spark.chunked`). Any other frame is
+scored a series at a time: each series is one group (``groupBy(series).applyInPandas``), its
+rows put back in input order (a row id taken as the data is read) and given to
+:meth:`vigil.Model.detect`, which parses the times and channels as the local reader does, with
+its errors; such a series must fit in one Python worker's memory. Either way every score, flag
+and event equals the local one. The model travels as its ``.vigil`` bytes in a broadcast
+variable, loaded once per Python worker. Events are numbered through the series in the order
+each series first appears, as locally.
 """
 
 from __future__ import annotations
@@ -56,11 +56,11 @@ def score(df: Any, model: Any) -> Any:
         from vigil.engines.spark.stream_scoring import score_stream
 
         return score_stream(df, model)
-    buffer = _io.BytesIO()
-    model.save(buffer)
-    payload = buffer.getvalue()
-    shipped = df.sparkSession.sparkContext.broadcast(payload)
-    digest = hashlib.sha256(payload).hexdigest()
+    from vigil.engines.spark.chunked import can_chunk, score_chunked
+
+    if can_chunk(df, model):
+        return score_chunked(df, model)
+    shipped, digest = ship(df.sparkSession, model)
     series = model.series_column_
     fields = list(df.schema.fields) + [
         T.StructField("score", T.DoubleType()), T.StructField("threshold", T.DoubleType()),
@@ -109,6 +109,15 @@ def _detect_group(rows: pd.DataFrame, shipped: Any, digest: str, names: list[str
     out["driver"] = result["driver"].astype(object).to_numpy() if "driver" in result else None
     out["filled"] = result["filled"].to_numpy() if "filled" in result else False
     return out
+
+
+def ship(spark: Any, model: Any) -> tuple[Any, str]:
+    """The model's ``.vigil`` bytes as a broadcast variable, and their digest (the key of
+    :func:`cached_model`)."""
+    buffer = _io.BytesIO()
+    model.save(buffer)
+    payload = buffer.getvalue()
+    return spark.sparkContext.broadcast(payload), hashlib.sha256(payload).hexdigest()
 
 
 def cached_model(digest: str, payload: Any) -> Any:

@@ -71,10 +71,19 @@ def session(master: str | None = None, app_name: str = "vigil",
     if master is None or master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         settings.update({"spark.driver.host": "127.0.0.1",
-                         "spark.driver.bindAddress": "127.0.0.1", "spark.ui.enabled": "false"})
+                         "spark.driver.bindAddress": "127.0.0.1", "spark.ui.enabled": "false",
+                         # files split in two tasks a core at least: a long series in a few
+                         # large files is then scored by every core, evenly
+                         "spark.sql.files.minPartitionNum": str(2 * _local_cores(master))})
     settings.update(conf or {})
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def _local_cores(master: str | None) -> int:
+    """The cores a ``local[N]`` master runs on (``local[*]`` and ``local``: this machine's)."""
+    inside = (master or "local[*]").partition("[")[2].partition("]")[0].partition(",")[0]
+    return int(inside) if inside.isdigit() else (1 if master == "local" else os.cpu_count() or 1)
