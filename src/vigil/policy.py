@@ -118,6 +118,18 @@ def time_order(frame: pd.DataFrame, time_column: str | None, series_column: str 
     return order.astype(np.int64)
 
 
+def fill_forward(values: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Each NaN cell takes the previous value of its column, the first rows from ``last``
+    (NaN where a column has none yet): vectorised, no loop over rows. A stream and a chunk of
+    a series fill their gaps with it, carrying ``last`` from the rows before."""
+    if not np.isnan(values).any():
+        return values
+    stacked = np.concatenate([last[None, :], values])
+    source = np.where(np.isnan(stacked), 0, np.arange(len(stacked))[:, None])
+    np.maximum.accumulate(source, axis=0, out=source)  # the last valid row so far
+    return np.take_along_axis(stacked, source, axis=0)[1:]
+
+
 def fill_gaps(raw: np.ndarray, order: np.ndarray, codes: np.ndarray | None,
               channels: Sequence[str], series: Sequence[object] = ()) -> np.ndarray:
     """Fill non-finite cells of ``raw`` in place: the previous value of the channel in its

@@ -81,6 +81,7 @@ import pandas as pd
 from vigil import io
 from vigil.alarms import AlarmStream
 from vigil.errors import ConfigError, DataError
+from vigil.policy import fill_forward
 
 __all__ = ["StreamScorer"]
 
@@ -284,12 +285,12 @@ class StreamScorer:
         self._times = np.concatenate([self._times, times])
         self._filled = np.concatenate([self._filled, missing.any(axis=1)])
         raw = np.concatenate([self._held, values]) if len(self._held) else values
-        filled = _fill_forward(raw, self._last)
+        filled = fill_forward(raw, self._last)
         if np.isnan(filled).all(axis=0).any():  # a channel with no value yet: hold the rows
             self._held = raw
             return
         if np.isnan(filled).any():  # leading gaps of the stream: the next value, as batch
-            filled = _fill_forward(filled[::-1], np.full(len(self.channels), np.nan))[::-1]
+            filled = fill_forward(filled[::-1], np.full(len(self.channels), np.nan))[::-1]
         self._last = filled[-1].copy()
         self._held = np.empty((0, len(self.channels)))
         self._x = np.concatenate([self._x, filled]) if len(self._x) else filled
@@ -497,17 +498,6 @@ def _threshold_state(model: Any, saved: dict[str, Any] | None = None) -> Any:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _fill_forward(values: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """Each NaN cell takes the previous value of its column, the first rows from ``last``
-    (NaN where a column has none yet): vectorised, no loop over rows."""
-    if not np.isnan(values).any():
-        return values
-    stacked = np.concatenate([last[None, :], values])
-    source = np.where(np.isnan(stacked), 0, np.arange(len(stacked))[:, None])
-    np.maximum.accumulate(source, axis=0, out=source)  # the last valid row so far
-    return np.take_along_axis(stacked, source, axis=0)[1:]
-
-
 def _floats(values: np.ndarray) -> list[Any]:
     """A float array as JSON lists; floats round-trip exactly, NaN and infinities as text."""
     def one(v: float) -> Any:

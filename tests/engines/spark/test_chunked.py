@@ -18,7 +18,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::vigil.errors.DataWarning")  # t
 
 def long_pumps(rows=3000, seed=1):
     """Two pumps in one frame, each with spikes, a 700-row level shift (longer than a chunk),
-    a stuck stretch, a leading gap and a 600-row gap in one channel."""
+    a stuck stretch, a leading gap, a 600-row gap and an infinite value in one channel."""
     rng = np.random.default_rng(seed)
     frames = []
     for k, name in enumerate(["pump-1", "pump-2"]):
@@ -30,6 +30,7 @@ def long_pumps(rows=3000, seed=1):
         temperature[2500:2600] = temperature[2500]
         temperature[:7] = np.nan
         pressure[600:1200] = np.nan
+        pressure[2700] = np.inf
         frames.append(pd.DataFrame({"timestamp": pd.date_range("2024-03-19", periods=rows,
                                                                freq="min"),
                                     "pump": name, "temperature": temperature,

@@ -38,6 +38,7 @@ import pandas as pd
 from vigil.engines.spark.errors import executor_errors
 from vigil.engines.spark.summary import to_pandas
 from vigil.errors import DataError
+from vigil.policy import fill_forward
 
 __all__ = ["score_chunked", "can_chunk"]
 
@@ -210,8 +211,8 @@ def _edges(narrow: Any, roles: tuple, halo: tuple[int, int], series_type: Any) -
         values = _floats(table, channels)
         for k, (name, rows) in enumerate(_pieces(table, series)):
             X = values[rows]
-            filled = _ffill(X)  # gaps after the piece's first valid value
-            valid = np.isfinite(X)
+            filled = _fill(X, np.full(d, np.nan))  # gaps after its first valid value
+            valid = ~np.isnan(X)
             first = np.where(valid.any(axis=0), X[valid.argmax(axis=0), np.arange(d)], np.nan)
             t = times[rows]
             yield pd.DataFrame({
@@ -263,7 +264,7 @@ def _scored(batches: Any, roles: tuple, plan: dict, shipped: Any, digest: str,
                             "from a random sample, or a shuffle?): persist it before scoring.")
         det = _member(loaded, name, series).detector
         X = values[rows]
-        missing = ~np.isfinite(X)
+        missing = np.isnan(X)
         X = _fill(X, info["carry"], info["first"])
         whole = np.vstack([info["before"], X, info["after"]])
         m, b = len(X), len(info["before"])
@@ -281,14 +282,13 @@ def _in_order(pieces: pd.DataFrame) -> bool:
     """Whether each piece is in time order and a series' pieces follow one another."""
     if not pieces["in_order"].all():
         return False
-    runs = pieces.sort_values(["series", "first_time", "first_id"], kind="stable")
-    same = runs["series"].to_numpy()[1:] == runs["series"].to_numpy()[:-1]
-    if runs["series"].isna().any():  # a null series: compare as the sort groups them
-        same = (runs["series"].fillna("\0null").to_numpy()[1:]
-                == runs["series"].fillna("\0null").to_numpy()[:-1])
-    last = list(zip(runs["last_time"], runs["last_id"]))[:-1]
-    first = list(zip(runs["first_time"], runs["first_id"]))[1:]
-    return all(a < b for a, b, s in zip(last, first, same) if s)
+    ordered = pieces.sort_values(["first_time", "first_id"], kind="stable")
+    for _, group in ordered.groupby("series", sort=False, dropna=False):
+        ends = list(zip(group["last_time"], group["last_id"]))[:-1]
+        starts = list(zip(group["first_time"], group["first_id"]))[1:]
+        if any(end >= start for end, start in zip(ends, starts)):
+            return False
+    return True
 
 
 def _plan(pieces: pd.DataFrame, channels: list[str], series: str | None,
@@ -408,13 +408,14 @@ def _table(batches: Any) -> Any:
 
 
 def _floats(table: Any, channels: list[str]) -> np.ndarray:
-    """float64 ``[n, d]`` of the channels, nulls as NaN."""
+    """float64 ``[n, d]`` of the channels, nulls and infinite values as NaN (gaps)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     out = np.empty((table.num_rows, len(channels)))
     for j, name in enumerate(channels):
         out[:, j] = pc.cast(table[name], pa.float64()).to_numpy()
+    out[np.isinf(out)] = np.nan
     return out
 
 
@@ -433,23 +434,10 @@ def _pieces(table: Any, series: str | None) -> list[tuple[Any, np.ndarray]]:
     return list(zip(names, np.split(order, cuts)))
 
 
-def _ffill(X: np.ndarray) -> np.ndarray:
-    """Non-finite cells take the previous finite value in their column (NaN before the first)."""
-    valid = np.isfinite(X)
-    if valid.all():
-        return X
-    index = np.where(valid, np.arange(len(X))[:, None], -1)
-    np.maximum.accumulate(index, axis=0, out=index)
-    out = X[np.maximum(index, 0), np.arange(X.shape[1])]
-    out[index < 0] = np.nan
-    return out
-
-
-def _fill(X: np.ndarray, carry: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """The piece's gaps filled as the whole series' would be: the previous value in the piece,
-    else the last one before it (``carry``), else the series' first value."""
-    X = _ffill(X)
-    gaps = ~np.isfinite(X)
-    if gaps.any():
-        X = np.where(gaps, np.where(np.isfinite(carry), carry, first), X)
+def _fill(X: np.ndarray, carry: np.ndarray, first: np.ndarray | None = None) -> np.ndarray:
+    """The piece's gaps (NaN) filled as the whole series' would be: the previous value in the
+    piece, else the last one before it (``carry``), else the series' ``first`` value."""
+    X = fill_forward(X, carry)
+    if first is not None and np.isnan(X).any():
+        X = np.where(np.isnan(X), first, X)
     return X
