@@ -31,6 +31,7 @@ SourceArg = Annotated[str, typer.Argument(help="Data: a CSV (delimiter sniffed),
 EngineOpt = Annotated[str, typer.Option("--engine", metavar="local|spark", help="local: this process (default); spark: Apache Spark (vigil[spark], Java 17), the same scores; results to a Parquet folder (--out).")]
 MasterOpt = Annotated[Optional[str], typer.Option("--master", help="With --engine spark: the Spark master URL (spark://HOST:7077, yarn, k8s://...; default local[*] on 127.0.0.1).")]
 PartitionOpt = Annotated[Optional[str], typer.Option("--partition-by", metavar="day", help="With --engine spark: write --out partitioned by the day of the time column.")]
+KeepGoingOpt = Annotated[bool, typer.Option("--keep-going", help="With --engine spark: a series that cannot be fitted or scored (a row without a time, a channel with no value, no model for it) is left out and the job goes on; the failed series are listed, written beside --out as <name>_failures.csv, and the exit code is 3.")]
 PerSeriesOpt = Annotated[bool, typer.Option("--per-series", help="Fit one model per series (--series-column), each on its own rows, saved together in one file; every row is scored by its series' model.")]
 UnseenOpt = Annotated[str, typer.Option("--unseen", metavar="error|fallback", help="With --per-series: a series not seen in training is an error, or (fallback) scored by one more model fitted on all series together.")]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="With --per-series: fit this many series at once, in worker processes.")]

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from vigil.cli.app import (AlarmsOpt, ChannelsOpt, CooldownOpt, EngineOpt, ExitLevelOpt,
-                           FailOpt, JobsOpt, LabelOpt, MasterOpt, MergeGapOpt, MethodOpt,
+                           FailOpt, JobsOpt, KeepGoingOpt, LabelOpt, MasterOpt, MergeGapOpt, MethodOpt,
                            MinRowsOpt, OutOpt, ParamOpt, PartitionOpt, PerSeriesOpt, PlotOpt,
                            QuietOpt, ReportOpt, SeriesOpt, ShowOpt, SourceArg, ThresholdOpt,
                            TimeOpt, TrainRowsOpt, UnseenOpt,
@@ -49,6 +49,7 @@ def detect(
     engine: EngineOpt = "local",
     master: MasterOpt = None,
     partition_by: PartitionOpt = None,
+    keep_going: KeepGoingOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Fit a model on DATA and flag its anomaly events, in one go.
@@ -60,7 +61,7 @@ def detect(
     _check_show(show)
     with user_errors():
         rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
-        check_engine(engine, master, partition_by, out_path)
+        check_engine(engine, master, partition_by, out_path, keep_going)
         roles = _roles(time_column, channels, label_column, series_column)
         if engine == "spark":
             from vigil.cli.spark import spark_job
@@ -70,7 +71,7 @@ def detect(
                 **_spark_per_series(per_series, unseen, jobs), **_params(param)),
                 out_path=out_path, partition_by=partition_by,
                 plot_path=plot_path, report_path=report_path, show=show,
-                fail_on_anomaly=fail_on_anomaly)
+                fail_on_anomaly=fail_on_anomaly, keep_going=keep_going)
         dataset = _read(Path(data), roles)
         model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows),
                      rules, _per_series(per_series, unseen, jobs))
@@ -99,6 +100,7 @@ def train(
     exit_level: ExitLevelOpt = None,
     engine: EngineOpt = "local",
     master: MasterOpt = None,
+    keep_going: KeepGoingOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Fit a model on DATA (normal operation, ideally) and save it to a .vigil file.
@@ -108,7 +110,7 @@ def train(
     STATE["quiet"] = quiet
     with user_errors():
         rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
-        check_engine(engine, master, None, None)
+        check_engine(engine, master, None, None, keep_going)
         roles = _roles(time_column, channels, label_column, series_column)
         if engine == "spark":
             from vigil.cli.spark import spark_job
@@ -116,7 +118,7 @@ def train(
             return spark_job(data, master=master, roles=roles, fit_settings=dict(
                 method=method, threshold=threshold, alarms=rules, train_rows=train_rows,
                 **_spark_per_series(per_series, unseen, jobs), **_params(param)),
-                save_to=output)
+                save_to=output, keep_going=keep_going)
         dataset = _read(Path(data), roles)
         model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows),
                      rules, _per_series(per_series, unseen, jobs))
@@ -145,6 +147,7 @@ def score(
     engine: EngineOpt = "local",
     master: MasterOpt = None,
     partition_by: PartitionOpt = None,
+    keep_going: KeepGoingOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Score DATA with a saved model and flag its anomaly events (outputs as detect).
@@ -154,13 +157,13 @@ def score(
     STATE["quiet"] = quiet
     _check_show(show)
     with user_errors():
-        check_engine(engine, master, partition_by, out_path)
+        check_engine(engine, master, partition_by, out_path, keep_going)
         if engine == "spark":
             from vigil.cli.spark import spark_job
 
             return spark_job(data, master=master, model_path=model_path, out_path=out_path,
                              partition_by=partition_by, plot_path=plot_path, show=show,
-                             fail_on_anomaly=fail_on_anomaly)
+                             fail_on_anomaly=fail_on_anomaly, keep_going=keep_going)
         from vigil.model import load
 
         model = load(model_path)

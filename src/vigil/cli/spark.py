@@ -9,19 +9,20 @@ from typing import Any
 import typer
 
 from vigil.cli.app import _pictures, _said
-from vigil.cli.output import STATE, _events_rich_table, _summary_text, err, out, step
+from vigil.cli.output import STATE, _escape, _events_rich_table, _summary_text, err, out, step
 from vigil.errors import ConfigError
 
 __all__ = ["spark_job", "spark_demo", "spark_stream", "check_engine"]
 
 
 def check_engine(engine: str, master: str | None, partition_by: str | None,
-                 out_path: Path | None) -> None:
+                 out_path: Path | None, keep_going: bool = False) -> None:
     """One usage error for options that do not go together, before anything starts."""
     if engine not in ("local", "spark"):
         raise ConfigError(f"--engine must be local or spark. Got {engine!r}.")
-    if engine == "local" and (master or partition_by):
-        raise ConfigError(f"{'--master' if master else '--partition-by'} needs --engine spark.")
+    if engine == "local" and (master or partition_by or keep_going):
+        option = "--master" if master else "--partition-by" if partition_by else "--keep-going"
+        raise ConfigError(f"{option} needs --engine spark.")
     if partition_by not in (None, "day"):
         raise ConfigError(f"--partition-by must be day. Got {partition_by!r}.")
     if engine == "spark" and out_path is not None and out_path.suffix.lower() not in (
@@ -35,9 +36,11 @@ def spark_job(source: str, *, master: str | None, roles: dict[str, Any] | None =
               save_to: Path | None = None, out_path: Path | None = None,
               partition_by: str | None = None, plot_path: Path | None = None,
               report_path: Path | None = None, show: int = 20,
-              fail_on_anomaly: bool = False) -> None:
+              fail_on_anomaly: bool = False, keep_going: bool = False) -> None:
     """Fit (``fit_settings``) or load (``model_path``) a model, then either save it
-    (``save_to``) or score ``source`` with it and report as the local engine does."""
+    (``save_to``) or score ``source`` with it and report as the local engine does. With
+    ``keep_going`` the series that fail are left out, listed and written beside the output
+    (exit code 3)."""
     from vigil.engines import spark as vs
     from vigil.engines.spark.reading import read
     from vigil.engines.spark.summary import events_and_totals, plot_sample
@@ -52,6 +55,8 @@ def spark_job(source: str, *, master: str | None, roles: dict[str, Any] | None =
             model = load(model_path)
         else:
             settings = dict(fit_settings or {})
+            if keep_going and (roles or {}).get("series_column"):
+                settings["keep_going"] = True
             with step(f"Fitting {settings.get('method')} on {source} (Spark)"):
                 model = vs.fit(df, **(roles or {}), **settings)
             if hasattr(model, "models_"):
@@ -60,14 +65,22 @@ def spark_job(source: str, *, master: str | None, roles: dict[str, Any] | None =
             else:
                 _said(f"Fitted on {model.training_['sample']} ({model.training_['rows']:,} "
                       "rows).")
+        unfitted = [(name, reason) for name, reason in getattr(model, "failed_", {}).items()]
         if save_to is not None:
             model.save(save_to)
             cut = ("one per series" if hasattr(model, "models_") else
                    f"threshold {model.threshold_:.4g}")
             _said(f"Model ({model.method}, {len(model.channels_)} channels: "
                   f"{', '.join(model.channels_)}; {cut}) written to {save_to}")
+            if unfitted:
+                _failures([(name, None, why) for name, why in unfitted],
+                          save_to, "fitted")
             return
-        result = vs.score(df, model)
+        failures = None
+        if keep_going:
+            result, failures = vs.score(df, model, keep_going=True)
+        else:
+            result = vs.score(df, model)
         if out_path is not None:
             with step(f"Scoring and writing {out_path}"):
                 _write(result, model, out_path, partition_by)
@@ -96,8 +109,34 @@ def spark_job(source: str, *, master: str | None, roles: dict[str, Any] | None =
         if plot_path is not None or report_path is not None:
             frame, what = plot_sample(result, model)
             _pictures(frame, model, plot_path, report_path, source, what)
+        failed = [] if failures is None else [tuple(r) for r in failures.collect()]
+    if failed:
+        _failures(failed, out_path, "scored")
     if fail_on_anomaly and totals["flagged"]:
         raise typer.Exit(1)
+
+
+def _failures(failed: list[tuple[Any, Any, str]], beside: Path | None, what: str) -> None:
+    """List the series that failed (--keep-going), write them as <name>_failures.csv beside
+    ``beside`` (when there is one) and exit with code 3."""
+    import pandas as pd
+    from rich.table import Table
+
+    from vigil.cli.output import fail_partly
+
+    table = Table(title=f"Series not {what} ({len(failed)})", title_justify="left")
+    for column in ("series", "rows", "reason"):
+        table.add_column(column, overflow="fold")
+    for name, rows, reason in failed[:20]:
+        table.add_row(_escape(str(name)), "" if rows is None else f"{rows:,}", _escape(reason))
+    err.print(table)
+    written = ""
+    if beside is not None:
+        path = beside.with_name(f"{beside.stem}_failures.csv")
+        pd.DataFrame(failed, columns=["series", "rows", "reason"]).to_csv(path, index=False)
+        written = f"; all {len(failed)} written to {path}"
+    fail_partly(f"{len(failed)} series could not be {what} and "
+                f"{'was' if len(failed) == 1 else 'were'} left out (--keep-going){written}.")
 
 
 def _write(result: Any, model: Any, path: Path, partition_by: str | None) -> None:

@@ -86,3 +86,29 @@ def test_demo_on_spark_flags_equal_the_batch_demo(tmp_path):
     done = _run("demo", "--spark", "--out-dir", tmp_path / "demo")
     assert done.returncode == 0, done.stderr
     assert "its flags equal the batch demo's on all 30240 rows" in " ".join(done.stdout.split())
+
+
+def test_keep_going_writes_the_other_series_and_lists_the_ones_left_out(tmp_path):
+    rows = 300
+    frames = [pd.DataFrame({"timestamp": pd.date_range("2024-03-19", periods=rows, freq="min"),
+                            "pump": name, "temperature": 60.0 + (k + 1) * (pd.Series(range(rows)) % 7),
+                            "pressure": None if name == "pump-2" else 950.0 + k})
+              for k, name in enumerate(["pump-1", "pump-2", "pump-3"])]
+    data = tmp_path / "fleet.csv"
+    pd.concat(frames).to_csv(data, index=False)
+    args = ["detect", data, "--engine", "spark", "--series-column", "pump", "--method", "iqr",
+            "--channels", "temperature,pressure", "--train-rows", 200, "--show", 0,
+            "--out", tmp_path / "scores.parquet"]
+    stopped = _run(*args)
+    assert stopped.returncode == 2, stopped.stderr
+    assert "error: series 'pump-2' has no value at all in channel 'pressure'" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+
+    kept = _run(*args, "--keep-going")
+    assert kept.returncode == 3, kept.stderr
+    assert "1 series could not be scored and was left out (--keep-going)" in kept.stderr
+    failures = pd.read_csv(tmp_path / "scores_failures.csv")
+    assert failures.to_dict("records") == [{"series": "pump-2", "rows": 300, "reason": (
+        "channel 'pressure' has no values at all (every cell is missing or infinite)")}]
+    written = pd.read_parquet(tmp_path / "scores.parquet")
+    assert sorted(written["pump"].unique()) == ["pump-1", "pump-3"] and len(written) == 600

@@ -61,11 +61,16 @@ def can_chunk(df: Any, model: Any) -> bool:
                for c in model.channels_)
 
 
-def score_chunked(df: Any, model: Any, chunks: int | None = None) -> Any:
+def score_chunked(df: Any, model: Any, chunks: int | None = None,
+                  failures: dict[Any, dict[str, Any]] | None = None) -> Any:
     """``df`` plus vigil's result columns (see :func:`vigil.engines.spark.score`). Runs steps
     1 to 3 now (step 2's sort only for rows out of time order, into ``chunks`` partitions:
     default, the input's, at least twice the default parallelism; a number given here always
-    sorts); the returned frame is the lazy step 4."""
+    sorts); the returned frame is the lazy step 4.
+
+    A series that cannot be scored (a row without a time, a channel without any value, no
+    model for it in a bundle) stops the job with its reason; given a ``failures`` dict, it is
+    left out of the result instead and put there (series: {"rows", "reason"})."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
@@ -90,13 +95,24 @@ def score_chunked(df: Any, model: Any, chunks: int | None = None) -> Any:
         # the rows of a shuffle may come in another order when read again: keep them once
         source = source.persist(StorageLevel.MEMORY_AND_DISK)
     pieces = _edges(source.select(*narrow), roles, halo, series_type)
-    if chunks is not None or not _in_order(pieces):
+    if chunks is not None or not _in_order(pieces.loc[pieces["error"].isna()]):
         keys = [c for c in (series, time) if c] + [_ID]
         parts = chunks or max(df.rdd.getNumPartitions(), 2 * spark.sparkContext.defaultParallelism)
         source = (source.repartitionByRange(int(parts), *keys).sortWithinPartitions(*keys)
                   .persist(StorageLevel.MEMORY_AND_DISK))
         pieces = _edges(source.select(*narrow), roles, halo, series_type)
-    plan = spark.sparkContext.broadcast(_plan(pieces, channels, series, halo))
+    planned = _plan(pieces, channels, series, halo, failures)
+    for name in dict.fromkeys(info["series"] for info in planned.values() if "skip" not in info):
+        try:
+            _member(model, name, series)
+        except DataError as error:
+            if failures is None:
+                raise
+            unfitted = getattr(model, "failed_", {}).get(str(name))
+            _failed(failures, planned, name, f"not fitted: {unfitted}" if unfitted else str(error))
+    if all("skip" in info for info in planned.values()):
+        return spark.createDataFrame([], _out_schema(df))
+    plan = spark.sparkContext.broadcast(planned)
 
     def packed(batches: Any) -> Any:
         for key, info, _, scores in _scored(batches, roles, plan.value, shipped, digest):
@@ -159,6 +175,12 @@ def score_chunked(df: Any, model: Any, chunks: int | None = None) -> Any:
             out["filled"][rows] = info["filled"]
         if "score" not in out:
             return
+        if out["dropped"]:  # rows of series that failed (keep going)
+            kept = np.ones(out["table"].num_rows, bool)
+            kept[np.concatenate(out["dropped"])] = False
+            out["table"] = out["table"].filter(pa.array(kept))
+            for column in ("score", "threshold", "event", "driver", "filled"):
+                out[column] = out[column][kept]
         driver = pa.DictionaryArray.from_arrays(
             pa.array(out["driver"], mask=out["driver"] < 0), pa.array(channels, pa.string()))
         table = out["table"].select(names)
@@ -171,11 +193,16 @@ def score_chunked(df: Any, model: Any, chunks: int | None = None) -> Any:
             table = table.append_column(column, values)
         yield from table.to_batches(max_chunksize=_BATCH)
 
-    out_fields = list(df.schema.fields) + [
+    return source.mapInArrow(finish, _out_schema(df)).select(*names, *RESULT_COLUMNS)
+
+
+def _out_schema(df: Any) -> Any:
+    from pyspark.sql import types as T
+
+    return T.StructType(list(df.schema.fields) + [
         T.StructField("score", T.DoubleType()), T.StructField("threshold", T.DoubleType()),
         T.StructField("is_anomaly", T.BooleanType()), T.StructField("event", T.LongType()),
-        T.StructField("driver", T.StringType()), T.StructField("filled", T.BooleanType())]
-    return source.mapInArrow(finish, T.StructType(out_fields)).select(*names, *RESULT_COLUMNS)
+        T.StructField("driver", T.StringType()), T.StructField("filled", T.BooleanType())])
 
 
 # -- the passes over the rows (on the executors) ------------------------------------------
@@ -198,16 +225,14 @@ def _edges(narrow: Any, roles: tuple, halo: tuple[int, int], series_type: Any) -
         chunk = TaskContext.get().partitionId()
         ids = table[_ID].to_numpy()
         times = ids
+        untimed = np.zeros(len(ids), bool)
         if time is not None:
-            if table[time].null_count:
-                bad = int(np.flatnonzero(table[time].is_null().to_numpy(zero_copy_only=False))[0])
-                where = f" of series {table[series][bad].as_py()!r}" if series else ""
-                raise DataError(f"a row{where} has no time (a null in '{time}'): give every row "
-                                "its time, or drop the rows without one.")
             column = table[time]
+            if column.null_count:
+                untimed = column.is_null().to_numpy(zero_copy_only=False)
             if pa.types.is_date(column.type):
                 column = pc.cast(column, pa.date32()).cast(pa.int32())
-            times = pc.cast(column, pa.int64()).to_numpy()
+            times = pc.fill_null(pc.cast(column, pa.int64()), 0).to_numpy()
         values = _floats(table, channels)
         for k, (name, rows) in enumerate(_pieces(table, series)):
             X = values[rows]
@@ -215,6 +240,10 @@ def _edges(narrow: Any, roles: tuple, halo: tuple[int, int], series_type: Any) -
             valid = ~np.isnan(X)
             first = np.where(valid.any(axis=0), X[valid.argmax(axis=0), np.arange(d)], np.nan)
             t = times[rows]
+            error = None
+            if untimed[rows].any():
+                error = (f"a row has no time (a null in '{time}'): give every row its time, or "
+                         "drop the rows without one.")
             yield pd.DataFrame({
                 "chunk": [chunk], "piece": [k], "series": [name], "rows": [len(X)],
                 "in_order": [bool((t[1:] >= t[:-1]).all())],
@@ -223,7 +252,8 @@ def _edges(narrow: Any, roles: tuple, halo: tuple[int, int], series_type: Any) -
                 "min_id": [int(ids[rows].min())],
                 "head": [filled[:after].tobytes()],
                 "tail": [filled[max(len(X) - before, 0):].tobytes() if before else b""],
-                "last": [filled[-1].tobytes()], "first": [first.tobytes()]})
+                "last": [filled[-1].tobytes()], "first": [first.tobytes()],
+                "error": [error]})
 
     schema = T.StructType([
         T.StructField("chunk", T.IntegerType()), T.StructField("piece", T.IntegerType()),
@@ -231,7 +261,8 @@ def _edges(narrow: Any, roles: tuple, halo: tuple[int, int], series_type: Any) -
         T.StructField("in_order", T.BooleanType()),
         *[T.StructField(n, T.LongType()) for n in ("first_time", "first_id", "last_time",
                                                     "last_id", "min_id")],
-        *[T.StructField(n, T.BinaryType()) for n in ("head", "tail", "last", "first")]])
+        *[T.StructField(n, T.BinaryType()) for n in ("head", "tail", "last", "first")],
+        T.StructField("error", T.StringType())])
     with executor_errors():
         pieces = to_pandas(narrow.mapInArrow(_as_arrow(edges, schema), schema))
     if not len(pieces):
@@ -251,7 +282,7 @@ def _scored(batches: Any, roles: tuple, plan: dict, shipped: Any, digest: str,
     series, _, channels = roles
     table = _table(batches)
     if keep is not None:
-        keep["table"] = table
+        keep.update(table=table, dropped=[])
     if table is None:
         return
     chunk = TaskContext.get().partitionId()
@@ -262,6 +293,10 @@ def _scored(batches: Any, roles: tuple, plan: dict, shipped: Any, digest: str,
         if info["rows"] != len(rows):  # the rows changed between passes: never score them
             raise DataError("the DataFrame gave other rows when read again (is it computed "
                             "from a random sample, or a shuffle?): persist it before scoring.")
+        if "skip" in info:
+            if keep is not None:
+                keep["dropped"].append(rows)
+            continue
         det = _member(loaded, name, series).detector
         X = values[rows]
         missing = np.isnan(X)
@@ -292,14 +327,22 @@ def _in_order(pieces: pd.DataFrame) -> bool:
 
 
 def _plan(pieces: pd.DataFrame, channels: list[str], series: str | None,
-          halo: tuple[int, int]) -> dict[tuple[int, int], dict[str, Any]]:
+          halo: tuple[int, int], failures: dict[Any, dict[str, Any]] | None = None
+          ) -> dict[tuple[int, int], dict[str, Any]]:
     """Per piece (chunk, index): its series, rank and position in it, halo rows and the
-    values its gaps are filled from."""
+    values its gaps are filled from. A series that cannot be scored raises its DataError, or
+    with ``failures`` is put there and its pieces marked ``skip``."""
     d = len(channels)
     before, after = halo
     plan: dict[tuple[int, int], dict[str, Any]] = {}
     ordered = pieces.sort_values(["first_time", "first_id"], kind="stable")
     for name, group in ordered.groupby("series", sort=False, dropna=False):
+        for chunk, k, count in zip(group["chunk"], group["piece"], group["rows"]):
+            plan[(int(chunk), int(k))] = {"series": name, "rows": int(count)}
+        errors = group["error"].dropna()
+        if len(errors):
+            _failed(failures, plan, name, errors.iloc[0], series)
+            continue
         rows = group["rows"].to_numpy()
         heads = [np.frombuffer(b).reshape(-1, d) for b in group["head"]]
         tails = [np.frombuffer(b).reshape(-1, d) for b in group["tail"]]
@@ -308,9 +351,9 @@ def _plan(pieces: pd.DataFrame, channels: list[str], series: str | None,
         valid = np.isfinite(firsts)
         if not valid.any(axis=0).all():
             empty = channels[int(np.argmin(valid.any(axis=0)))]
-            where = f"series {name!r}: " if series else ""
-            raise DataError(f"{where}channel '{empty}' has no values at all (every cell is "
-                            "missing or infinite)")
+            _failed(failures, plan, name, f"channel '{empty}' has no values at all (every cell "
+                    "is missing or infinite)", series)
+            continue
         first = firsts[valid.argmax(axis=0), np.arange(d)]
         carries = [np.full(d, np.nan)]
         for last in lasts[:-1]:
@@ -327,14 +370,29 @@ def _plan(pieces: pd.DataFrame, channels: list[str], series: str | None,
     return plan
 
 
+def _failed(failures: dict | None, plan: dict, name: Any, reason: str,
+            series: str | None = "series") -> None:
+    """Series ``name`` cannot be scored: raise, or note it in ``failures`` and skip its pieces."""
+    if failures is None:
+        where = f"series {name!r}: " if series else ""
+        raise DataError(where + reason)
+    pieces = [info for info in plan.values() if _key(info["series"]) == _key(name)]
+    failures[name] = {"rows": sum(info["rows"] for info in pieces), "reason": reason}
+    for info in pieces:
+        info["skip"] = True
+
+
 def _numbered(decided: pd.DataFrame, pieces: pd.DataFrame, plan: dict) -> dict:
     """Per piece: its threshold state and the events ``(start, stop, number)`` that touch it,
     in series positions, numbered through the series in the order each first appears."""
     decided = decided.set_index(["chunk", "piece"])
+    plan = {key: info for key, info in plan.items() if "skip" not in info}
     totals = {_key(info["series"]): int(decided.loc[key, "events"]) for key, info in plan.items()}
     first_seen = pieces.groupby("series", sort=False, dropna=False)["min_id"].min()
     offsets, found = {}, 0
     for name in first_seen.sort_values(kind="stable").index:
+        if _key(name) not in totals:
+            continue
         offsets[_key(name)] = found
         found += totals[_key(name)]
     out = {}

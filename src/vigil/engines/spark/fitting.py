@@ -29,7 +29,8 @@ def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
         channels: list[str] | str | None = None, series_column: str | None = None,
         label_column: str | None = None, train_rows: int | None = None,
         sample_rows: int = SAMPLE_ROWS, threshold: Any = "pot", alarms: Any = "default",
-        per_series: bool = False, unseen: str = "error", **params: Any) -> Any:
+        per_series: bool = False, unseen: str = "error", keep_going: bool = False,
+        **params: Any) -> Any:
     """A fitted :class:`vigil.Model` of ``method`` (``params`` are its parameters), from the
     first rows of each series of ``df`` (see the module docstring). Columns are found as the
     local reader finds them: the time column by name or type, a 0/1 label column by name
@@ -38,7 +39,10 @@ def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
     With ``per_series`` a :class:`vigil.ModelBundle`: one model per series, each fitted on an
     executor (``applyInPandas``) on the first ``train_rows`` (at most ``sample_rows``) rows of
     its series; with ``unseen="fallback"`` one more, fitted on the driver's sample of all
-    series, scores series not seen here."""
+    series, scores series not seen here. A series that cannot be fitted (a row without a
+    time, a channel without any value) stops the job with its reason; with ``keep_going`` it
+    is left out instead (of the bundle, or of the rows one model is fitted on), its reason in
+    the model's ``failed_`` (series: reason; not saved with the model)."""
     require("pyspark", "spark", "the Spark engine")
     from vigil.io import from_frame
     from vigil.model import Model
@@ -58,7 +62,10 @@ def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
             raise DataError("a model per series needs series_column (--series-column).")
         return _fit_per_series(df, method, time_column, channels, series_column, label_column,
                                min(int(train_rows or sample_rows), int(sample_rows)), unseen,
-                               sample_rows, dict(threshold=threshold, alarms=alarms, **params))
+                               sample_rows, keep_going,
+                               dict(threshold=threshold, alarms=alarms, **params))
+    if keep_going and not series_column:
+        raise DataError("keep_going leaves failed series out: it needs series_column.")
     n_series = df.select(series_column).distinct().count() if series_column else 1
     quota = max(1, math.ceil(int(sample_rows) / n_series))
     if train_rows is not None:
@@ -66,6 +73,10 @@ def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
     first = _first_rows(df, time_column, series_column, quota)
     rows = (to_pandas(first).sort_values("__vigil_row", kind="stable")
             .drop(columns=["__vigil_row", "__vigil_rank"]).reset_index(drop=True))
+    failed = {}
+    if keep_going and series_column:
+        failed = _unusable(rows, time_column, channels, series_column, label_column)
+        rows = rows[~rows[series_column].isin(list(failed))].reset_index(drop=True)
     if not len(rows):
         raise DataError("the DataFrame has no rows to fit on.")
     model = Model(method, threshold=threshold, alarms=alarms, **params)
@@ -75,7 +86,36 @@ def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
         engine="spark", series=int(n_series), per_series=int(quota),
         sample=(f"the first {quota} rows of each of {n_series} series in time order"
                 if series_column else f"the first {quota} rows in time order"))
+    if failed:
+        model.training_["sample"] += (f", less {len(failed)} series that could not be fitted "
+                                      f"({', '.join(map(str, list(failed)[:3]))}"
+                                      f"{', ...' if len(failed) > 3 else ''})")
+    model.failed_ = failed
     return model
+
+
+def _unusable(rows: Any, time_column: str | None, channels: list[str] | None,
+              series_column: str, label_column: str | None) -> dict[Any, str]:
+    """The series of ``rows`` (pandas) that no model can be fitted on, with the reason."""
+    import numpy as np
+    import pandas as pd
+
+    roles = {time_column, series_column, label_column}
+    names = channels or [c for c in rows.columns if c not in roles
+                         and pd.api.types.is_numeric_dtype(rows[c])]
+    failed = {}
+    for name, group in rows.groupby(series_column, sort=False, dropna=False):
+        if time_column and group[time_column].isna().any():
+            failed[name] = (f"a row has no time (a null in '{time_column}'): give every row its "
+                            "time, or drop the rows without one.")
+            continue
+        for channel in names:
+            values = pd.to_numeric(group[channel], errors="coerce").to_numpy(float)
+            if not np.isfinite(values).any():
+                failed[name] = (f"channel '{channel}' has no values at all (every cell is "
+                                "missing or infinite)")
+                break
+    return failed
 
 
 def _first_rows(df: Any, time_column: str | None, series_column: str | None,
@@ -95,7 +135,7 @@ def _first_rows(df: Any, time_column: str | None, series_column: str | None,
 
 def _fit_per_series(df: Any, method: str, time_column: str | None, channels: Any,
                     series_column: str, label_column: str | None, quota: int, unseen: str,
-                    sample_rows: int, settings: dict[str, Any]) -> Any:
+                    sample_rows: int, keep_going: bool, settings: dict[str, Any]) -> Any:
     """One model per series, fitted on the executors; the models come back as .vigil bytes."""
     import pandas as pd
     from pyspark.sql import types as T
@@ -118,24 +158,35 @@ def _fit_per_series(df: Any, method: str, time_column: str | None, channels: Any
 
         rows = rows.sort_values("__vigil_row", kind="stable")
         name = rows[series_column].iloc[0]
+        first = int(rows["__vigil_row"].iloc[0])
         try:
             model = Model(method, **kwargs).fit(rows[[c for c in names if c != series_column]])
         except _DataError as error:
-            raise _DataError(f"series {name!r}: "
-                             + str(error).replace("<DataFrame>: ", "", 1)) from None
+            reason = str(error).replace("<DataFrame>: ", "", 1)
+            if keep_going:
+                return pd.DataFrame({"series": [str(name)], "model": [None],
+                                     "first": [first], "reason": [reason]})
+            raise _DataError(f"series {name!r}: {reason}") from None
         buffer = _io.BytesIO()
         model.save(buffer)
         return pd.DataFrame({"series": [str(name)], "model": [buffer.getvalue()],
-                             "first": [int(rows["__vigil_row"].iloc[0])]})
+                             "first": [first], "reason": [None]})
 
     schema = T.StructType([T.StructField("series", T.StringType()),
                            T.StructField("model", T.BinaryType()),
-                           T.StructField("first", T.LongType())])
+                           T.StructField("first", T.LongType()),
+                           T.StructField("reason", T.StringType())])
     fitted = (_first_rows(df, time_column, series_column, quota)
               .groupBy(series_column).applyInPandas(fit_series, schema))
     with executor_errors():
         models = to_pandas(fitted).sort_values("first", kind="stable")
-    bundle.models_ = {row.series: load(bytes(row.model)) for row in models.itertuples()}
+    bundle.models_ = {row.series: load(bytes(row.model)) for row in models.itertuples()
+                      if row.model is not None}
+    bundle.failed_ = {row.series: row.reason for row in models.itertuples()
+                      if row.model is None}
+    if not bundle.models_:
+        name, reason = next(iter(bundle.failed_.items()))
+        raise DataError(f"no series could be fitted (series {name!r}: {reason})")
     if unseen == "fallback":
         bundle.fallback_ = fit(df, method, time_column=time_column, channels=channels,
                                series_column=series_column, label_column=label_column,
