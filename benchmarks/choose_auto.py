@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from vigil.detectors import make_detector
-from vigil.detectors.statistical import MAD_TO_SIGMA
+from vigil.detectors.statistical import MAD_TO_SIGMA, MEAN_AD_TO_SIGMA
 from vigil.evaluation import dominant_period, vus_pr
 from vigil import sample_data
 from vigil.evaluation.bench import Series, discover
@@ -41,7 +41,11 @@ def member_scores(series, candidates=CANDIDATES) -> dict[str, np.ndarray]:
         score = make_detector(name).fit(data[: series.train_rows]).score(data)
         train = score[: series.train_rows]
         center = np.median(train)
-        scale = max(MAD_TO_SIGMA * np.median(np.abs(train - center)), 1e-9 * max(1, abs(center)))
+        deviation = np.abs(train - center)
+        scale = MAD_TO_SIGMA * np.median(deviation)
+        if not scale > 0:  # as auto: the mean absolute deviation where the MAD is 0
+            scale = MEAN_AD_TO_SIGMA * deviation.mean()
+        scale = max(scale, 1e-9 * max(1, abs(center)))
         out[name] = (score - center) / scale
     return out
 

@@ -32,3 +32,20 @@ def test_short_training_data_uses_the_robust_zscore_alone():
     det = Auto().fit(plant()[:50])
     assert [m for m, u in zip(MEMBERS, det.use_) if u] == ["robust_zscore"]
     assert det.natural_threshold == 3.5
+
+
+def test_a_member_whose_training_scores_are_mostly_equal_keeps_a_real_scale():
+    # Command channels (0/1, mostly 0) beside a sensor, as spacecraft telemetry has: most rows
+    # sit at every channel's median, so the robust z-score of most training rows is exactly 0
+    # and its MAD is 0. Its scale is then the mean absolute deviation, not a 1e-9 floor that
+    # would blow its training scores up to ~1e12 and drown every other member.
+    rng = np.random.default_rng(0)
+    n = 3000
+    commands = (rng.random((n, 4)) < 0.1).astype(float)
+    sensor = np.sin(np.arange(n) / 30) + rng.normal(0, 0.05, n)
+    X = np.c_[sensor, commands]
+    X[:, 0] = np.where(commands.any(axis=1), X[:, 0], np.median(X[:, 0]))
+    det = Auto().fit(X)
+    i = MEMBERS.index("robust_zscore")
+    assert det.scale_[i] > 0.01
+    assert det.training_scores(X).max() < 1e3

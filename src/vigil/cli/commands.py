@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from vigil.cli.app import (AlarmsOpt, ChannelsOpt, CooldownOpt, EngineOpt, ExitLevelOpt,
-                           FailOpt, JobsOpt, KeepGoingOpt, LabelOpt, MasterOpt, MergeGapOpt, MethodOpt,
-                           MinRowsOpt, OutOpt, ParamOpt, PartitionOpt, PerSeriesOpt, PlotOpt,
-                           QuietOpt, ReportOpt, SeriesOpt, ShowOpt, SourceArg, ThresholdOpt,
-                           TimeOpt, TrainRowsOpt, UnseenOpt,
+from vigil.cli.app import (AlarmsOpt, ChannelsOpt, CooldownOpt, EngineOpt, ExactOpt,
+                           ExitLevelOpt, FailOpt, JobsOpt, KeepGoingOpt, LabelOpt, MasterOpt,
+                           MergeGapOpt, MethodOpt, MinRowsOpt, OutOpt, ParamOpt, PartitionOpt,
+                           PerSeriesOpt, PlotOpt, QuietOpt, ReportOpt, SeriesOpt, ShowOpt,
+                           SourceArg, ThresholdOpt, TimeOpt, TrainRowsOpt, UnseenOpt,
                            _alarms, _check_show, _fit, _params, _read, _report, _roles, _said,
                            _training_part, app)
 from vigil.cli.output import STATE, methods_table, user_errors
@@ -50,6 +50,7 @@ def detect(
     master: MasterOpt = None,
     partition_by: PartitionOpt = None,
     keep_going: KeepGoingOpt = False,
+    exact: ExactOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Fit a model on DATA and flag its anomaly events, in one go.
@@ -61,14 +62,15 @@ def detect(
     _check_show(show)
     with user_errors():
         rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
-        check_engine(engine, master, partition_by, out_path, keep_going)
+        check_engine(engine, master, partition_by, out_path, _spark_only(keep_going, exact))
         roles = _roles(time_column, channels, label_column, series_column)
         if engine == "spark":
             from vigil.cli.spark import spark_job
 
             return spark_job(data, master=master, roles=roles, fit_settings=dict(
                 method=method, threshold=threshold, alarms=rules, train_rows=train_rows,
-                **_spark_per_series(per_series, unseen, jobs), **_params(param)),
+                **_spark_per_series(per_series, unseen, jobs), **_exact(exact),
+                **_params(param)),
                 out_path=out_path, partition_by=partition_by,
                 plot_path=plot_path, report_path=report_path, show=show,
                 fail_on_anomaly=fail_on_anomaly, keep_going=keep_going)
@@ -101,6 +103,7 @@ def train(
     engine: EngineOpt = "local",
     master: MasterOpt = None,
     keep_going: KeepGoingOpt = False,
+    exact: ExactOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Fit a model on DATA (normal operation, ideally) and save it to a .vigil file.
@@ -110,14 +113,15 @@ def train(
     STATE["quiet"] = quiet
     with user_errors():
         rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
-        check_engine(engine, master, None, None, keep_going)
+        check_engine(engine, master, None, None, _spark_only(keep_going, exact))
         roles = _roles(time_column, channels, label_column, series_column)
         if engine == "spark":
             from vigil.cli.spark import spark_job
 
             return spark_job(data, master=master, roles=roles, fit_settings=dict(
                 method=method, threshold=threshold, alarms=rules, train_rows=train_rows,
-                **_spark_per_series(per_series, unseen, jobs), **_params(param)),
+                **_spark_per_series(per_series, unseen, jobs), **_exact(exact),
+                **_params(param)),
                 save_to=output, keep_going=keep_going)
         dataset = _read(Path(data), roles)
         model = _fit(method, threshold, _params(param), _training_part(dataset, train_rows),
@@ -157,7 +161,7 @@ def score(
     STATE["quiet"] = quiet
     _check_show(show)
     with user_errors():
-        check_engine(engine, master, partition_by, out_path, keep_going)
+        check_engine(engine, master, partition_by, out_path, _spark_only(keep_going))
         if engine == "spark":
             from vigil.cli.spark import spark_job
 
@@ -180,6 +184,14 @@ def _per_series(per_series: bool, unseen: str, jobs: int) -> dict | None:
                               "--per-series.")
         return None
     return {"unseen": unseen, "jobs": jobs}
+
+
+def _spark_only(keep_going: bool, exact: bool = False) -> str | None:
+    return "--keep-going" if keep_going else "--exact" if exact else None
+
+
+def _exact(exact: bool) -> dict:
+    return {"exact": True} if exact else {}
 
 
 def _spark_per_series(per_series: bool, unseen: str, jobs: int) -> dict:

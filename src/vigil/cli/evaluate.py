@@ -15,16 +15,18 @@ import typer
 from rich.table import Table
 
 from vigil.detectors import DEFAULT_METHOD
-from vigil.cli.app import (AlarmsOpt, ChannelsOpt, CooldownOpt, DataArg, ExitLevelOpt, MergeGapOpt,
-                       MethodOpt, MinRowsOpt, ParamOpt, PlotOpt, QuietOpt, ReportOpt, ThresholdOpt,
-                       TimeOpt, _alarms, _fit, _params, _read, _roles, _said, _training_part, app)
+from vigil.cli.app import (AlarmsOpt, ChannelsOpt, CooldownOpt, EngineOpt, ExitLevelOpt,
+                           MasterOpt, MergeGapOpt, MethodOpt, MinRowsOpt, ParamOpt, PlotOpt,
+                           QuietOpt, ReportOpt, SourceArg, ThresholdOpt, TimeOpt, _alarms, _fit,
+                           _params, _read, _roles, _said, _training_part, app)
 from vigil.cli.output import STATE, fail, fail_partly, out, progress_bar, step, user_errors
+from vigil.errors import ConfigError
 from vigil.report import rules_text
 
 
 @app.command()
 def evaluate(
-    data: DataArg,
+    data: SourceArg,
     label_column: Annotated[str, typer.Option("--label-column", help="The 0/1 label column.")] = "label",
     method: MethodOpt = DEFAULT_METHOD,
     threshold: ThresholdOpt = "pot",
@@ -41,6 +43,8 @@ def evaluate(
     min_rows: MinRowsOpt = None,
     cooldown: CooldownOpt = None,
     exit_level: ExitLevelOpt = None,
+    engine: EngineOpt = "local",
+    master: MasterOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """How good a model is on labeled DATA: fit on its training part, judge the rest.
@@ -53,14 +57,38 @@ def evaluate(
     The training part is --train-rows, --train-until or --train-fraction, or else the
     train_rows of the file's entry in a manifest.json beside it (shared/datasets format). The
     flags are the model's events, by the alarm rules (--alarms and the rule options).
+
+    With --engine spark the model is fitted and scores every row on Spark; the metrics are then
+    computed on the driver, from each row's time, score, flag and label (at most 20 million
+    rows), and equal the local engine's.
     """
     STATE["quiet"] = quiet
     with user_errors():
         rules = _alarms(alarms, merge_gap, min_rows, cooldown, exit_level)
+        from vigil.cli.spark import check_engine
+
+        check_engine(engine, master, None, None)
+        if engine == "spark":
+            if plot_path is not None or report_path is not None:
+                raise ConfigError("--plot and --report are for the local engine in evaluate; "
+                                  "with --engine spark, use vigil detect --plot.")
+            from vigil.cli.spark import spark_evaluate
+
+            settings = dict(method=method, threshold=threshold, alarms=rules, **_params(param))
+            report, model, rows, n = spark_evaluate(
+                data, master=master, roles=_roles(time_column, channels, label_column, None),
+                fit_settings=settings,
+                train_rows=lambda count, times: _train_rows(Path(data), count, times, train_rows,
+                                                            train_until, train_fraction))
+            _metrics_table(report, model, rows, n)
+            return
+        data = Path(data)
         dataset = _read(data, _roles(time_column, channels, label_column, None))
         if dataset.labels() is None:
             fail(f"{data}: no label column {label_column!r}")
-        rows = _train_rows(data, dataset, train_rows, train_until, train_fraction)
+        rows = _train_rows(data, len(dataset), lambda: (
+            dataset.frame[dataset.time_column] if dataset.time_column else None),
+            train_rows, train_until, train_fraction)
         model = _fit(method, threshold, _params(param), _training_part(dataset, rows), rules)
         with progress_bar(f"Scoring {len(dataset)} rows") as callback:
             result = model.detect(dataset, progress=callback)
@@ -83,13 +111,13 @@ def evaluate(
             _said(f"Report written to {report_path}")
 
 
-def _train_rows(path: Path, dataset: Any, rows: int | None, until: str | None,
+def _train_rows(path: Path, n: int, times: Any, rows: int | None, until: str | None,
                 fraction: float | None) -> int:
-    """The number of leading rows (time order) to fit on, from exactly one source."""
+    """The number of leading rows (time order) to fit on, from exactly one source, of ``n``
+    rows; ``times()`` gives their times (a pandas Series, or None without a time column)."""
     given = [x is not None for x in (rows, until, fraction)]
     if sum(given) > 1:
         fail("give only one of --train-rows, --train-until and --train-fraction")
-    n = len(dataset)
     if rows is not None:
         chosen = rows
     elif fraction is not None:
@@ -97,9 +125,9 @@ def _train_rows(path: Path, dataset: Any, rows: int | None, until: str | None,
     elif until is not None:
         import pandas as pd
 
-        if not dataset.time_column:
+        times = times()
+        if times is None:
             fail(f"{path}: --train-until needs a time column (none found; give --time-column)")
-        times = dataset.frame[dataset.time_column]
         try:
             limit = pd.Timestamp(until)
         except ValueError:
@@ -134,18 +162,25 @@ def _manifest_train_rows(path: Path) -> int:
 def _metrics(dataset: Any, result: Any, rows: int) -> dict[str, float]:
     """The model's own flags judged first (what a user acts on), then TSB-AD's threshold-free
     metrics, all on the evaluation rows in time order."""
-    from vigil.evaluation import dominant_period, evaluate_scores, flag_metrics
-
     order = dataset.order
-    score = result["score"].to_numpy()[order]
-    label = dataset.labels()[order]
-    flagged = result["is_anomaly"].to_numpy()[order][rows:]
     # a pandas Series, not .to_numpy(): that keeps timezone-aware times convertible to UTC
     times = dataset.frame[dataset.time_column].iloc[order[rows:]] if dataset.time_column else None
+    return metrics_of(result["score"].to_numpy()[order], dataset.labels()[order],
+                      result["is_anomaly"].to_numpy()[order], dataset.values()[order][:, 0],
+                      rows, times)
+
+
+def metrics_of(score: np.ndarray, label: np.ndarray, flagged: np.ndarray,
+               first_channel: np.ndarray, rows: int, times: Any = None) -> dict[str, float]:
+    """:func:`_metrics` from each row's score, label, flag and first channel value, in time
+    order; the rows from ``rows`` on are judged (``times``: theirs, or None)."""
+    from vigil.evaluation import dominant_period, evaluate_scores, flag_metrics
+
     with step("Computing metrics"):
-        window = dominant_period(dataset.values()[order][:, 0])
+        window = dominant_period(first_channel)
         scores = evaluate_scores(score[rows:], label[rows:], window)
-        report = flag_metrics(flagged, label[rows:], oracle_f1=scores["Standard-F1"], times=times)
+        report = flag_metrics(flagged[rows:], label[rows:], oracle_f1=scores["Standard-F1"],
+                              times=times)
     report.update(scores)
     report["sliding window"] = window
     return report

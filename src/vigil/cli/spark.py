@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
 
 from vigil.cli.app import _pictures, _said
@@ -16,12 +17,13 @@ __all__ = ["spark_job", "spark_demo", "spark_stream", "check_engine"]
 
 
 def check_engine(engine: str, master: str | None, partition_by: str | None,
-                 out_path: Path | None, keep_going: bool = False) -> None:
-    """One usage error for options that do not go together, before anything starts."""
+                 out_path: Path | None, spark_only: str | None = None) -> None:
+    """One usage error for options that do not go together, before anything starts
+    (``spark_only``: another Spark-only option given, such as ``--keep-going``)."""
     if engine not in ("local", "spark"):
         raise ConfigError(f"--engine must be local or spark. Got {engine!r}.")
-    if engine == "local" and (master or partition_by or keep_going):
-        option = "--master" if master else "--partition-by" if partition_by else "--keep-going"
+    if engine == "local" and (master or partition_by or spark_only):
+        option = "--master" if master else "--partition-by" if partition_by else spark_only
         raise ConfigError(f"{option} needs --engine spark.")
     if partition_by not in (None, "day"):
         raise ConfigError(f"--partition-by must be day. Got {partition_by!r}.")
@@ -137,6 +139,70 @@ def _failures(failed: list[tuple[Any, Any, str]], beside: Path | None, what: str
         written = f"; all {len(failed)} written to {path}"
     fail_partly(f"{len(failed)} series could not be {what} and "
                 f"{'was' if len(failed) == 1 else 'were'} left out (--keep-going){written}.")
+
+
+#: Most rows ``vigil evaluate --engine spark`` brings to the driver for the metrics.
+EVALUATE_ROWS = 20_000_000
+
+
+def spark_evaluate(source: str, *, master: str | None, roles: dict[str, Any],
+                   fit_settings: dict[str, Any], train_rows: Any) -> tuple[dict, Any, int, int]:
+    """``vigil evaluate`` on Spark: fit on the first ``train_rows(count, times)`` rows in time
+    order and score every row there; the metrics (:func:`vigil.cli.evaluate.metrics_of`) from
+    each row's time, score, flag, label and first channel, brought to the driver in time order
+    (ties in input order). Returns the report, the model, the training rows and all rows."""
+    from pyspark.sql import functions as F
+
+    from vigil.cli.evaluate import metrics_of
+    from vigil.engines import spark as vs
+    from vigil.engines.spark.reading import read
+    from vigil.engines.spark.summary import to_pandas
+    from vigil.errors import DataError
+
+    with step(f"Starting Spark ({master or 'local[*]'})"):
+        spark = vs.session(master)
+    df = read(spark, source)
+    label = roles.get("label_column") or "label"
+    if label not in df.columns:
+        raise DataError(f"{source}: no label column {label!r}")
+    roles = {**roles, "label_column": label}
+    n = df.count()
+    if n > EVALUATE_ROWS:
+        raise DataError(f"{source}: {n:,} rows; evaluate on Spark brings each row's score and "
+                        f"label to the driver for the metrics, at most {EVALUATE_ROWS:,} rows: "
+                        "evaluate a part, or score on Spark (vigil score --engine spark).")
+    time = roles.get("time_column") or _time_column(df)
+    rows = train_rows(n, lambda: to_pandas(df.select(time))[time] if time else None)
+    with vs.executor_errors():
+        with step(f"Fitting {fit_settings.get('method')} on the first {rows:,} rows (Spark)"):
+            model = vs.fit(df, **roles, train_rows=rows, sample_rows=max(rows, 1),
+                           **fit_settings)
+        order = "__vigil_order"
+        scored = vs.score(df.withColumn(order, F.monotonically_increasing_id()), model)
+        keys = ([model.time_column_] if model.time_column_ else []) + [order]
+        wanted = [F.col(model.channels_[0]).cast("double").alias("__first"),
+                  F.col(label).cast("double").alias("__label"), "score", "is_anomaly"]
+        if model.time_column_:
+            wanted.append(model.time_column_)
+        with step(f"Scoring {n:,} rows on Spark"):
+            frame = to_pandas(scored.orderBy(*keys).select(*wanted))
+    times = frame[model.time_column_].iloc[rows:] if model.time_column_ else None
+    first = frame["__first"].to_numpy()
+    first = np.where(np.isfinite(first), first, np.nan)
+    if np.isnan(first).any():  # gaps, filled as the detector saw them
+        from vigil.policy import fill_forward
+
+        first = fill_forward(first[:, None], np.full(1, np.nan))[:, 0]
+        first = np.where(np.isnan(first), first[np.isfinite(first)][0], first)
+    report = metrics_of(frame["score"].to_numpy(), frame["__label"].to_numpy(),
+                        frame["is_anomaly"].to_numpy(bool), first, rows, times)
+    return report, model, rows, n
+
+
+def _time_column(df: Any) -> str | None:
+    from vigil.engines.spark.fitting import _time_column as found
+
+    return found(df)
 
 
 def _write(result: Any, model: Any, path: Path, partition_by: str | None) -> None:

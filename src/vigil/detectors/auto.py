@@ -1,6 +1,7 @@
 """``auto``: vigil's default method, chosen by evidence on the labeled series of
 ``shared/datasets`` (``benchmarks/choose_auto.py``): an ensemble whose members' scores are put on
-one scale by their own training scores (robust z-score: median and MAD), combined by a rule
+one scale by their own training scores (robust z-score: median and MAD, or the mean absolute
+deviation where most training scores are equal and the MAD is 0), combined by a rule
 that depends only on the shape of the data:
 
 - one channel: the largest of subsequence k-means, subsequence PCA and the forecast residual
@@ -29,7 +30,7 @@ import numpy as np
 
 from vigil.detectors.base import Detector, Param
 from vigil.detectors.state import StateSpec
-from vigil.detectors.statistical import MAD_TO_SIGMA, _floor_scale
+from vigil.detectors.statistical import MAD_TO_SIGMA, MEAN_AD_TO_SIGMA, _floor_scale
 from vigil.errors import FitWarning, ModelFileError
 
 #: Every member method, in a fixed order (the model file's ``use_`` mask relies on it).
@@ -119,7 +120,10 @@ class Auto(Detector):
                 if rule != "short" and MEMBERS[i] not in RULE_MEMBERS:
                     train = member.score(X)  # alone, a member keeps its own scale and cut-off
                     centers[i] = np.median(train)
-                    scales[i] = MAD_TO_SIGMA * np.median(np.abs(train - centers[i]))
+                    deviation = np.abs(train - centers[i])
+                    scales[i] = MAD_TO_SIGMA * np.median(deviation)
+                    if not scales[i] > 0:  # most training scores equal (a median row scores 0)
+                        scales[i] = MEAN_AD_TO_SIGMA * deviation.mean()
         self.center_ = centers
         self.scale_ = _floor_scale(scales, centers)
         self._members = members

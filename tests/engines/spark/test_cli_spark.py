@@ -59,7 +59,8 @@ def test_train_then_score_on_spark_and_clear_errors(tmp_path):
     trained = _run("train", data, "-o", tmp_path / "m.vigil", "--train-rows", 10080,
                    "--method", "robust_zscore", "--engine", "spark")
     assert trained.returncode == 0, trained.stderr
-    assert "first 10080 rows in time order" in trained.stdout
+    assert "every training row as Spark aggregates" in trained.stdout  # all 10,080 of them
+    assert "(10,080 rows)" in trained.stdout
     local = _run("score", data, "--model", tmp_path / "m.vigil", "--show", 0)
     spark = _run("score", data, "--model", tmp_path / "m.vigil", "--show", 0,
                  "--engine", "spark")
@@ -112,3 +113,16 @@ def test_keep_going_writes_the_other_series_and_lists_the_ones_left_out(tmp_path
         "channel 'pressure' has no values at all (every cell is missing or infinite)")}]
     written = pd.read_parquet(tmp_path / "scores.parquet")
     assert sorted(written["pump"].unique()) == ["pump-1", "pump-3"] and len(written) == 600
+
+
+def test_evaluate_on_spark_gives_the_local_engines_metrics():
+    import json
+
+    series = ROOT.parent / "shared" / "datasets" / "skab" / "valve1__3.csv"
+    local = _run("evaluate", series, "--quiet")
+    spark = _run("evaluate", series, "--quiet", "--engine", "spark")
+    assert local.returncode == spark.returncode == 0, spark.stderr
+    expected, got = json.loads(local.stdout), json.loads(spark.stdout)
+    assert got.keys() == expected.keys()
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, rel=1e-9, nan_ok=True), name

@@ -6,6 +6,9 @@ the series; with ``train_rows``, at most that many per series, as ``vigil detect
 takes them locally. The first rows of a series are the usual clean reference period, and a
 contiguous sample keeps every window of a windowed method intact. The model's training summary
 states the sample (``training_["sample"]``). The same rows fitted locally give the same model.
+
+The statistical methods (zscore, robust_zscore, iqr) are fitted as Spark aggregates over every
+training row instead (:mod:`vigil.engines.spark.aggregates`), with no sample.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 from vigil._optional import require
 from vigil.engines.spark.errors import executor_errors
 from vigil.engines.spark.summary import to_pandas
-from vigil.errors import DataError
+from vigil.errors import ConfigError, DataError
 from vigil.policy import LABEL_NAMES, TIME_NAMES
 
 __all__ = ["fit", "SAMPLE_ROWS"]
@@ -30,7 +33,7 @@ def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
         label_column: str | None = None, train_rows: int | None = None,
         sample_rows: int = SAMPLE_ROWS, threshold: Any = "pot", alarms: Any = "default",
         per_series: bool = False, unseen: str = "error", keep_going: bool = False,
-        **params: Any) -> Any:
+        exact: bool = False, **params: Any) -> Any:
     """A fitted :class:`vigil.Model` of ``method`` (``params`` are its parameters), from the
     first rows of each series of ``df`` (see the module docstring). Columns are found as the
     local reader finds them: the time column by name or type, a 0/1 label column by name
@@ -42,7 +45,13 @@ def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
     series, scores series not seen here. A series that cannot be fitted (a row without a
     time, a channel without any value) stops the job with its reason; with ``keep_going`` it
     is left out instead (of the bundle, or of the rows one model is fitted on), its reason in
-    the model's ``failed_`` (series: reason; not saved with the model)."""
+    the model's ``failed_`` (series: reason; not saved with the model).
+
+    The statistical methods (zscore, robust_zscore, iqr; thresholds pot, quantile, fixed) are
+    fitted as Spark aggregates instead, on every training row (all rows, or the first
+    ``train_rows`` of each series), with nothing but a few numbers and the top training
+    scores brought to the driver; ``exact`` makes their quantiles exact
+    (:mod:`vigil.engines.spark.aggregates`)."""
     require("pyspark", "spark", "the Spark engine")
     from vigil.io import from_frame
     from vigil.model import Model
@@ -57,6 +66,32 @@ def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
         if name is not None and name not in df.columns:
             raise DataError(f"column {name!r} is not in the DataFrame (it has: "
                             f"{', '.join(df.columns)}).")
+    from pyspark.sql import functions as F
+
+    from vigil.engines.spark.aggregates import AGGREGATED, can_aggregate, fit_aggregated
+
+    aggregated = not per_series and can_aggregate(method, threshold, params)
+    if exact and not aggregated:
+        raise ConfigError(f"exact is for the statistical methods fitted as Spark aggregates "
+                          f"({', '.join(AGGREGATED)}, with a pot, quantile or fixed threshold, "
+                          f"one model for all series); {method} is fitted on a sample.")
+    if aggregated:
+        rows = df if train_rows is None else _first_rows(df, time_column, series_column,
+                                                          int(train_rows))
+        chosen = channels or _channels(df, time_column, series_column, label_column)
+        failed = {}
+        if keep_going and series_column:
+            failed = _unusable_series(rows, time_column, chosen, series_column)
+            rows = rows.where(~F.col(series_column).isin(list(failed))) if failed else rows
+        model = fit_aggregated(rows, method, chosen, time_column=time_column,
+                               series_column=series_column, label_column=label_column,
+                               threshold=threshold, alarms=alarms, exact=exact, **params)
+        if series_column:
+            model.training_["series"] = df.select(series_column).distinct().count()
+        if failed:
+            model.training_["sample"] += _less(failed)
+        model.failed_ = failed
+        return model
     if per_series:
         if not series_column:
             raise DataError("a model per series needs series_column (--series-column).")
@@ -87,11 +122,37 @@ def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
         sample=(f"the first {quota} rows of each of {n_series} series in time order"
                 if series_column else f"the first {quota} rows in time order"))
     if failed:
-        model.training_["sample"] += (f", less {len(failed)} series that could not be fitted "
-                                      f"({', '.join(map(str, list(failed)[:3]))}"
-                                      f"{', ...' if len(failed) > 3 else ''})")
+        model.training_["sample"] += _less(failed)
     model.failed_ = failed
     return model
+
+
+def _less(failed: dict[Any, str]) -> str:
+    names = ", ".join(map(str, list(failed)[:3])) + (", ..." if len(failed) > 3 else "")
+    return f", less {len(failed)} series that could not be fitted ({names})"
+
+
+def _unusable_series(rows: Any, time_column: str | None, channels: list[str],
+                     series_column: str) -> dict[Any, str]:
+    """:func:`_unusable` on the cluster: one aggregate per series, none of its rows moved."""
+    from pyspark.sql import functions as F
+
+    from vigil.engines.spark.aggregates import _valid
+
+    parts = [F.count(_valid(c)).alias(f"c{j}") for j, c in enumerate(channels)]
+    if time_column:
+        parts.append(F.sum(F.col(time_column).isNull().cast("long")).alias("untimed"))
+    failed = {}
+    for row in to_pandas(rows.groupBy(series_column).agg(*parts)).to_dict("records"):
+        if time_column and row["untimed"]:
+            failed[row[series_column]] = (f"a row has no time (a null in '{time_column}'): give "
+                                          "every row its time, or drop the rows without one.")
+            continue
+        empty = [c for j, c in enumerate(channels) if not row[f"c{j}"]]
+        if empty:
+            failed[row[series_column]] = (f"channel '{empty[0]}' has no values at all (every "
+                                          "cell is missing or infinite)")
+    return failed
 
 
 def _unusable(rows: Any, time_column: str | None, channels: list[str] | None,
@@ -192,6 +253,20 @@ def _fit_per_series(df: Any, method: str, time_column: str | None, channels: Any
                                series_column=series_column, label_column=label_column,
                                train_rows=quota, sample_rows=sample_rows, **settings)
     return bundle
+
+
+def _channels(df: Any, time_column: str | None, series_column: str | None,
+              label_column: str | None) -> list[str]:
+    """The channels the local reader would find, from the DataFrame's first rows."""
+    from vigil.io import from_frame
+
+    import warnings
+
+    head = to_pandas(df.limit(1000))
+    with warnings.catch_warnings():  # the rows' order, gaps: said when they are scored
+        warnings.simplefilter("ignore")
+        return list(from_frame(head, time_column=time_column, series_column=series_column,
+                               label_column=label_column).channels)
 
 
 def _time_column(df: Any) -> str | None:
