@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import vigil
-from vigil.alarms import OFF, Alarms, event_table, make_alarms
+from vigil.alarms import OFF, Alarms, event_table, events_of_pieces, make_alarms
 from vigil.errors import ConfigError
 
 
@@ -79,6 +79,22 @@ def test_events_equal_the_row_by_row_rules(seed):
                     cooldown=int(rng.integers(0, 20))).fit(scores[:500])
     threshold = 4.0 if seed % 2 else 3.5 + np.sin(np.arange(3000) / 300)  # fixed or per row
     assert spans(alarms, scores, threshold) == reference_events(scores, threshold, alarms)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_events_of_a_series_given_piece_by_piece_equal_those_of_the_whole(seed):
+    rng = np.random.default_rng(100 + seed)
+    scores = np.abs(rng.standard_t(3, size=3000)).cumsum() % 7 * rng.random(3000)
+    alarms = Alarms(exit_level=float(rng.choice([0.0, 0.7, 1.0])),
+                    merge_gap=int(rng.integers(0, 60)), min_rows=int(rng.integers(1, 5)),
+                    cooldown=int(rng.integers(0, 20))).fit(scores[:500])
+    threshold = 3.5 + np.sin(np.arange(3000) / 300)
+    cuts = np.sort(rng.choice(np.arange(1, 3000), size=int(rng.integers(1, 40)), replace=False))
+    pieces = [(s, t) for s, t in zip(np.split(scores, cuts), np.split(threshold, cuts))]
+    whole = alarms.events(scores, threshold)
+    piecewise = events_of_pieces(alarms, pieces)
+    assert piecewise.starts.tolist() == whole.starts.tolist()
+    assert piecewise.stops.tolist() == whole.stops.tolist()
 
 
 def test_invalid_rules_are_refused_with_one_line():

@@ -411,3 +411,43 @@ class AlarmStream:
 
 
 __all__ += ["AlarmStream"]
+
+
+def events_of_pieces(alarms: Alarms, pieces: Any) -> EventSpans:
+    """The events of one series given as consecutive pieces ``(scores, threshold)`` in time
+    order, equal to ``alarms.events`` of the whole series (through :class:`AlarmStream`), while
+    holding one piece's temporaries at a time, not the series' (a long series on Spark).
+
+    >>> rules = Alarms(merge_gap=1, min_rows=2).fit(np.zeros(4))
+    >>> spans = events_of_pieces(rules, [([0.0, 2.0], 1.0), ([0.0, 2.0, 0.0], 1.0)])
+    >>> spans.starts.tolist(), spans.stops.tolist()
+    ([1], [4])
+    """
+    stream = AlarmStream(alarms)
+    starts: list[int] = []
+    stops: list[int] = []
+    done, last = 0, 0  # rows decided so far; the number of the last span
+
+    def take(numbers: np.ndarray) -> None:
+        nonlocal done, last
+        if numbers.size:
+            edges = np.flatnonzero(np.diff(numbers)) + 1
+            for a, b in zip(np.r_[0, edges].tolist(), np.r_[edges, numbers.size].tolist()):
+                number = int(numbers[a])
+                if not number:
+                    continue
+                if number == last and stops and stops[-1] == done + a:
+                    stops[-1] = done + b  # the event goes on from the previous rows
+                else:
+                    starts.append(done + a)
+                    stops.append(done + b)
+                    last = number
+            done += numbers.size
+
+    for scores, threshold in pieces:
+        take(stream.update(scores, threshold))
+    take(stream.flush())
+    return EventSpans(np.asarray(starts, dtype=np.int64), np.asarray(stops, dtype=np.int64))
+
+
+__all__ += ["events_of_pieces"]

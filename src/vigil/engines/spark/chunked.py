@@ -22,9 +22,10 @@ A *chunk* is one partition of the DataFrame; a *piece* is one series' rows in a 
    into Python, and sending them to the driver would make its memory grow with the rows.
 
 Driver memory is bounded by the number of pieces (times the halo), never by the rows. The pass
-per series holds that series' scores (8 bytes a row, three times over while the alarm rules
-run), the other passes one partition. Sorted or shuffled input is persisted
-(``MEMORY_AND_DISK``) under the returned frame: ``spark.catalog.clearCache()`` frees it.
+per series holds that series' scores (8 bytes a row) and one piece's temporaries while the
+threshold and the alarm rules run through them (:func:`vigil.alarms.events_of_pieces`); the
+other passes hold one partition. Sorted or shuffled input is persisted (``MEMORY_AND_DISK``)
+under the returned frame: ``spark.catalog.clearCache()`` frees it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vigil.alarms import events_of_pieces
 from vigil.engines.spark.errors import executor_errors
 from vigil.engines.spark.summary import to_pandas
 from vigil.errors import DataError
@@ -122,14 +124,16 @@ def score_chunked(df: Any, model: Any, chunks: int | None = None,
     def decide(rows: pd.DataFrame) -> pd.DataFrame:
         rows = rows.sort_values("rank")
         member = _member(_model(shipped, digest), rows["series"].iloc[0], series)
-        scores = [np.frombuffer(b, dtype=np.float64) for b in rows["scores"]]
         stepper = member.threshold.stepper() if _adaptive(member) else None
-        states, limits = [], []
-        for piece in scores:
-            states.append(None if stepper is None else json.dumps(stepper.to_dict()))
-            limits.append(np.full(len(piece), member.threshold_) if stepper is None
-                          else stepper.update(piece))
-        spans = member.alarms.events(np.concatenate(scores), np.concatenate(limits))
+        states: list[str | None] = []
+
+        def pieces() -> Any:  # one piece's scores and threshold at a time
+            for packed_scores in rows["scores"]:
+                piece = np.frombuffer(packed_scores, dtype=np.float64)
+                states.append(None if stepper is None else json.dumps(stepper.to_dict()))
+                yield piece, (member.threshold_ if stepper is None else stepper.update(piece))
+
+        spans = events_of_pieces(member.alarms, pieces())
         return pd.DataFrame({"chunk": rows["chunk"].to_numpy(), "piece": rows["piece"].to_numpy(),
                              "state": states, "events": len(spans),
                              "starts": spans.starts.tobytes(), "stops": spans.stops.tobytes()})
