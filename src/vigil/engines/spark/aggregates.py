@@ -50,11 +50,34 @@ def can_aggregate(method: str, threshold: Any, params: dict[str, Any]) -> bool:
     return method in AGGREGATED and make_threshold(threshold).name in _THRESHOLDS
 
 
-def fit_aggregated(rows: Any, method: str, channels: list[str], *, time_column: str | None,
-                   series_column: str | None, label_column: str | None, threshold: Any,
-                   alarms: Any, exact: bool = False, **params: Any) -> Any:
+def fit_aggregated(rows: Any, method: str, channels: list[str], **settings: Any) -> Any:
     """A :class:`vigil.Model` of ``method`` fitted on every row of the Spark DataFrame ``rows``
-    (the training rows), as the module docstring says."""
+    (the training rows), as the module docstring says; ``settings``: the roles
+    (``time_column``, ``series_column``, ``label_column``), ``threshold``, ``alarms``,
+    ``exact`` and the method's parameters. Rows computed by a shuffle (the first rows of each
+    series, gaps filled) are kept once for the passes over them, then released."""
+    kept: list[Any] = []
+    try:
+        return _fit(rows, method, channels, kept=kept, **settings)
+    finally:
+        for frame in kept:
+            frame.unpersist()
+
+
+def _kept(rows: Any, kept: list[Any]) -> Any:
+    """``rows`` persisted when its plan holds a shuffle (it would be recomputed each pass)."""
+    from pyspark import StorageLevel
+
+    if "Exchange" not in rows._jdf.queryExecution().executedPlan().toString():
+        return rows
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+    kept.append(rows)
+    return rows
+
+
+def _fit(rows: Any, method: str, channels: list[str], *, time_column: str | None,
+         series_column: str | None, label_column: str | None, threshold: Any, alarms: Any,
+         kept: list[Any], exact: bool = False, **params: Any) -> Any:
     from pyspark.sql import functions as F
 
     from vigil.model import Model
@@ -64,6 +87,7 @@ def fit_aggregated(rows: Any, method: str, channels: list[str], *, time_column: 
                   label_column=label_column, **params)
     det = model.detector
     det._validate_params()
+    rows = _kept(rows, kept)
     valid = {c: _valid(c) for c in channels}
     counts = rows.agg(F.count(F.lit(1)).alias("__rows"),
                       *[F.count(v).alias(c) for c, v in valid.items()]).first().asDict()
@@ -77,6 +101,7 @@ def fit_aggregated(rows: Any, method: str, channels: list[str], *, time_column: 
     gaps = n - min(counts.values())
     if gaps:
         rows, valid = _filled(rows, valid, time_column, series_column)
+        rows = _kept(rows, kept)
         counts = dict.fromkeys(channels, n)
     magnitude = rows.agg(*[F.max(F.abs(v)).alias(c) for c, v in valid.items()]).first()
     magnitude = np.array([float(magnitude[c]) for c in channels])

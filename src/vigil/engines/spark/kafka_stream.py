@@ -282,6 +282,9 @@ class KafkaQuery:
         if batch_id <= self.done:  # committed before a crash, replayed by Spark: done already
             self.skipped += 1
             log.info("batch %d was committed before the restart; not written again", batch_id)
+            # Still run it, writing nothing: its state stores must commit this batch's state
+            # (Spark 4 fails a foreachBatch query whose batch leaves a store uncommitted).
+            batch.write.format("noop").mode("append").save()
             return
         table = batch.toArrow()
         ck = require("confluent_kafka", "stream", "vigil stream --engine spark")
