@@ -9,7 +9,7 @@ import pytest
 import vigil
 from vigil.engines.spark import fit
 from vigil.engines.spark.aggregates import ACCURACY
-from vigil.errors import ConfigError
+from vigil.errors import ConfigError, DataError
 from vigil.io import from_frame
 
 pytestmark = pytest.mark.filterwarnings("ignore::vigil.errors.DataWarning")
@@ -52,6 +52,17 @@ def test_an_exact_aggregate_fit_is_the_local_fit(spark, method, train_rows):
     assert model.alarms.center_ == pytest.approx(local.alarms.center_, rel=1e-12)
     assert model.training_["rows"] == local.training_["rows"] == (train_rows or 3000) * 2
     assert model.training_["score_max"] == pytest.approx(local.training_["score_max"], rel=1e-12)
+
+
+def test_one_channel_with_gaps_fits_and_a_series_without_any_value_is_named(spark):
+    data = turbines().drop(columns="vibration")
+    model = fit(spark.createDataFrame(data), "robust_zscore", series_column="turbine",
+                exact=True)
+    assert model.threshold_ == pytest.approx(local_fit("robust_zscore", data).threshold_,
+                                             rel=1e-12)
+    data.loc[data["turbine"] == "t-2", "power"] = np.nan
+    with pytest.raises(DataError, match="^series 't-2' has no value at all in channel 'power'"):
+        fit(spark.createDataFrame(data), "robust_zscore", series_column="turbine")
 
 
 def test_without_exact_each_quantile_is_a_training_value_within_the_sketchs_rank_error(spark):

@@ -23,6 +23,7 @@ every training row of a DataFrame, without bringing the rows to the driver.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -216,7 +217,8 @@ def _filled(rows: Any, valid: dict[str, Any], time_column: str | None,
         rows = rows.withColumn(names[c], F.coalesce(F.last(v, ignorenulls=True).over(past),
                                                     F.first(v, ignorenulls=True).over(whole)))
     if series_column:
-        empty = rows.where(F.greatest(*[F.col(n).isNull() for n in names.values()]))
+        missing = [F.col(n).isNull() for n in names.values()]
+        empty = rows.where(functools.reduce(lambda a, b: a | b, missing))
         first = empty.select(series_column, *names.values()).first()
         if first is not None:
             channel = next(c for c, n in names.items() if first[n] is None)
