@@ -158,6 +158,7 @@ def spark_evaluate(source: str, *, master: str | None, roles: dict[str, Any],
     from vigil.engines.spark.reading import read
     from vigil.engines.spark.summary import to_pandas
     from vigil.errors import DataError
+    from vigil.policy import fill_gaps
 
     with step(f"Starting Spark ({master or 'local[*]'})"):
         spark = vs.session(master)
@@ -187,15 +188,10 @@ def spark_evaluate(source: str, *, master: str | None, roles: dict[str, Any],
         with step(f"Scoring {n:,} rows on Spark"):
             frame = to_pandas(scored.orderBy(*keys).select(*wanted))
     times = frame[model.time_column_].iloc[rows:] if model.time_column_ else None
-    first = frame["__first"].to_numpy()
-    first = np.where(np.isfinite(first), first, np.nan)
-    if np.isnan(first).any():  # gaps, filled as the detector saw them
-        from vigil.policy import fill_forward
-
-        first = fill_forward(first[:, None], np.full(1, np.nan))[:, 0]
-        first = np.where(np.isnan(first), first[np.isfinite(first)][0], first)
+    first = frame["__first"].to_numpy(float)[:, None]  # gaps filled as the detector saw them
+    fill_gaps(first, np.arange(len(first)), None, model.channels_[:1])
     report = metrics_of(frame["score"].to_numpy(), frame["__label"].to_numpy(),
-                        frame["is_anomaly"].to_numpy(bool), first, rows, times)
+                        frame["is_anomaly"].to_numpy(bool), first[:, 0], rows, times)
     return report, model, rows, n
 
 

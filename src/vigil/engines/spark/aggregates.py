@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from vigil.detectors.statistical import MAD_TO_SIGMA, MEAN_AD_TO_SIGMA, SCALE_FLOOR
+from vigil.engines.spark.errors import no_values
 from vigil.errors import DataError
 
 __all__ = ["AGGREGATED", "ACCURACY", "can_aggregate", "fit_aggregated"]
@@ -97,8 +98,7 @@ def _fit(rows: Any, method: str, channels: list[str], *, time_column: str | None
     if not n:
         raise DataError("the DataFrame has no rows to fit on.")
     if empty:
-        raise DataError(f"channel '{empty[0]}' has no values at all (every cell is missing or "
-                        "infinite)")
+        raise DataError(no_values(empty[0]))
     gaps = n - min(counts.values())
     if gaps:
         rows, valid = _filled(rows, valid, time_column, series_column)

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from vigil.alarms import events_of_pieces
-from vigil.engines.spark.errors import executor_errors
+from vigil.engines.spark.errors import executor_errors, no_time, no_values
 from vigil.engines.spark.summary import to_pandas
 from vigil.errors import DataError
 from vigil.policy import fill_forward
@@ -246,8 +246,7 @@ def _edges(narrow: Any, roles: tuple, halo: tuple[int, int], series_type: Any) -
             t = times[rows]
             error = None
             if untimed[rows].any():
-                error = (f"a row has no time (a null in '{time}'): give every row its time, or "
-                         "drop the rows without one.")
+                error = no_time(time)
             yield pd.DataFrame({
                 "chunk": [chunk], "piece": [k], "series": [name], "rows": [len(X)],
                 "in_order": [bool((t[1:] >= t[:-1]).all())],
@@ -355,8 +354,7 @@ def _plan(pieces: pd.DataFrame, channels: list[str], series: str | None,
         valid = np.isfinite(firsts)
         if not valid.any(axis=0).all():
             empty = channels[int(np.argmin(valid.any(axis=0)))]
-            _failed(failures, plan, name, f"channel '{empty}' has no values at all (every cell "
-                    "is missing or infinite)", series)
+            _failed(failures, plan, name, no_values(empty), series)
             continue
         first = firsts[valid.argmax(axis=0), np.arange(d)]
         carries = [np.full(d, np.nan)]

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from vigil import errors
 
-__all__ = ["executor_errors"]
+__all__ = ["executor_errors", "no_time", "no_values"]
 
 _RAISED = re.compile(r"vigil\.errors\.(\w+): (.*?)(?:\n|$)")
 
@@ -26,3 +26,14 @@ def executor_errors() -> Iterator[None]:
         if isinstance(kind, type) and issubclass(kind, errors.VigilError):
             raise kind(found[-1][1]) from None
         raise
+
+
+def no_time(column: str) -> str:
+    """Why a series with a row without a time cannot be fitted or scored."""
+    return (f"a row has no time (a null in '{column}'): give every row its time, or drop the "
+            "rows without one.")
+
+
+def no_values(channel: str) -> str:
+    """Why a series (or frame) with a channel without any value cannot be fitted or scored."""
+    return f"channel '{channel}' has no values at all (every cell is missing or infinite)"

@@ -17,7 +17,7 @@ import math
 from typing import Any
 
 from vigil._optional import require
-from vigil.engines.spark.errors import executor_errors
+from vigil.engines.spark.errors import executor_errors, no_time, no_values
 from vigil.engines.spark.summary import to_pandas
 from vigil.errors import ConfigError, DataError
 from vigil.policy import LABEL_NAMES, TIME_NAMES
@@ -106,12 +106,13 @@ def fit(df: Any, method: str = "auto", *, time_column: str | None = None,
     if train_rows is not None:
         quota = min(quota, int(train_rows))
     first = _first_rows(df, time_column, series_column, quota)
-    rows = (to_pandas(first).sort_values("__vigil_row", kind="stable")
-            .drop(columns=["__vigil_row", "__vigil_rank"]).reset_index(drop=True))
     failed = {}
     if keep_going and series_column:
-        failed = _unusable(rows, time_column, channels, series_column, label_column)
-        rows = rows[~rows[series_column].isin(list(failed))].reset_index(drop=True)
+        failed = _unusable_series(first, time_column, channels or _channels(
+            df, time_column, series_column, label_column), series_column)
+        first = first.where(~F.col(series_column).isin(list(failed))) if failed else first
+    rows = (to_pandas(first).sort_values("__vigil_row", kind="stable")
+            .drop(columns=["__vigil_row", "__vigil_rank"]).reset_index(drop=True))
     if not len(rows):
         raise DataError("the DataFrame has no rows to fit on.")
     model = Model(method, threshold=threshold, alarms=alarms, **params)
@@ -134,7 +135,8 @@ def _less(failed: dict[Any, str]) -> str:
 
 def _unusable_series(rows: Any, time_column: str | None, channels: list[str],
                      series_column: str) -> dict[Any, str]:
-    """:func:`_unusable` on the cluster: one aggregate per series, none of its rows moved."""
+    """The series of ``rows`` that no model can be fitted on (a row without a time, a channel
+    without any value), with the reason: one aggregate per series, none of its rows moved."""
     from pyspark.sql import functions as F
 
     from vigil.engines.spark.aggregates import _valid
@@ -145,37 +147,11 @@ def _unusable_series(rows: Any, time_column: str | None, channels: list[str],
     failed = {}
     for row in to_pandas(rows.groupBy(series_column).agg(*parts)).to_dict("records"):
         if time_column and row["untimed"]:
-            failed[row[series_column]] = (f"a row has no time (a null in '{time_column}'): give "
-                                          "every row its time, or drop the rows without one.")
+            failed[row[series_column]] = no_time(time_column)
             continue
         empty = [c for j, c in enumerate(channels) if not row[f"c{j}"]]
         if empty:
-            failed[row[series_column]] = (f"channel '{empty[0]}' has no values at all (every "
-                                          "cell is missing or infinite)")
-    return failed
-
-
-def _unusable(rows: Any, time_column: str | None, channels: list[str] | None,
-              series_column: str, label_column: str | None) -> dict[Any, str]:
-    """The series of ``rows`` (pandas) that no model can be fitted on, with the reason."""
-    import numpy as np
-    import pandas as pd
-
-    roles = {time_column, series_column, label_column}
-    names = channels or [c for c in rows.columns if c not in roles
-                         and pd.api.types.is_numeric_dtype(rows[c])]
-    failed = {}
-    for name, group in rows.groupby(series_column, sort=False, dropna=False):
-        if time_column and group[time_column].isna().any():
-            failed[name] = (f"a row has no time (a null in '{time_column}'): give every row its "
-                            "time, or drop the rows without one.")
-            continue
-        for channel in names:
-            values = pd.to_numeric(group[channel], errors="coerce").to_numpy(float)
-            if not np.isfinite(values).any():
-                failed[name] = (f"channel '{channel}' has no values at all (every cell is "
-                                "missing or infinite)")
-                break
+            failed[row[series_column]] = no_values(empty[0])
     return failed
 
 
@@ -258,9 +234,9 @@ def _fit_per_series(df: Any, method: str, time_column: str | None, channels: Any
 def _channels(df: Any, time_column: str | None, series_column: str | None,
               label_column: str | None) -> list[str]:
     """The channels the local reader would find, from the DataFrame's first rows."""
-    from vigil.io import from_frame
-
     import warnings
+
+    from vigil.io import from_frame
 
     head = to_pandas(df.limit(1000))
     with warnings.catch_warnings():  # the rows' order, gaps: said when they are scored

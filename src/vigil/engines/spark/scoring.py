@@ -124,9 +124,8 @@ def score(df: Any, model: Any, *, keep_going: bool = False) -> Any:
 def _failure_schema() -> Any:
     from pyspark.sql import types as T
 
-    return T.StructType([T.StructField("series", T.StringType()),
-                         T.StructField("rows", T.LongType()),
-                         T.StructField("reason", T.StringType())])
+    kinds = (T.StringType(), T.LongType(), T.StringType())
+    return T.StructType([T.StructField(n, k) for n, k in zip(FAILURE_COLUMNS, kinds)])
 
 
 def _detect_group(rows: pd.DataFrame, shipped: Any, digest: str, names: list[str],
